@@ -1,0 +1,224 @@
+/**
+ * The opening handshake (RFC 6455 §4.1–§4.2), as pure functions: find and parse the request
+ * head, validate the upgrade (each failure → an HTTP status and a reason), compute the accept
+ * key, and build the 101 or error response bytes.
+ *
+ * @module
+ */
+
+/** The GUID every server appends to the client's key (§1.3). */
+export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** A parsed HTTP/1.1 request head. Header names are lower-cased; repeats are joined by ", ". */
+export interface RequestHead {
+  /** The request method, e.g. "GET". */
+  method: string;
+  /** The request target as sent, e.g. "/echo?x=1". */
+  target: string;
+  /** The HTTP version, e.g. "HTTP/1.1". */
+  version: string;
+  /** Header fields by lower-cased name. */
+  headers: Map<string, string>;
+}
+
+/** A refused handshake: the status to answer with, why (for logs), and extra headers. */
+export interface HandshakeRejection {
+  /** The HTTP status code: 400, 403, 404, 405, 426, 431 or 503. */
+  status: number;
+  /** A short sentence for the response body and the log line. */
+  reason: string;
+  /** Extra response headers (e.g. `Sec-WebSocket-Version: 13` with 426). */
+  headers?: Record<string, string>;
+}
+
+/** A valid upgrade request. */
+export interface UpgradeRequest {
+  /** The path of the request target, e.g. "/echo". */
+  path: string;
+  /** The query of the request target. */
+  query: URLSearchParams;
+  /** The client's Sec-WebSocket-Key (24 base64 characters). */
+  key: string;
+  /** The Origin header, when the client is a browser. */
+  origin?: string;
+  /** All request headers, lower-cased. */
+  headers: Map<string, string>;
+}
+
+/** Options of {@linkcode validateUpgrade}. */
+export interface UpgradeOptions {
+  /** The paths that have a WebSocket endpoint; others get 404. */
+  paths: readonly string[];
+  /**
+   * The browser origins allowed to connect (exact `scheme://host[:port]`), or "*" for any.
+   * Requests without an Origin header (non-browser clients) are always allowed.
+   */
+  allowedOrigins: readonly string[] | "*";
+}
+
+const HEADER_END = [13, 10, 13, 10];
+const latin1 = new TextDecoder("latin1");
+const encoder = new TextEncoder();
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+
+/**
+ * Returns the index just past the `\r\n\r\n` that ends the header block in `bytes`, or -1.
+ * `from` lets a caller resume a search over a growing buffer (it is moved back 3 bytes so a
+ * terminator split across reads is found).
+ */
+export function findHeaderEnd(bytes: Uint8Array, from = 0): number {
+  for (let i = Math.max(0, from - 3); i + 3 < bytes.length; i++) {
+    if (
+      bytes[i] === HEADER_END[0] && bytes[i + 1] === HEADER_END[1] &&
+      bytes[i + 2] === HEADER_END[2] && bytes[i + 3] === HEADER_END[3]
+    ) return i + 4;
+  }
+  return -1;
+}
+
+/**
+ * Parses a request head (the bytes up to and including `\r\n\r\n`).
+ *
+ * @example
+ * ```ts
+ * const head = parseRequestHead(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+ * // { method: "GET", target: "/", version: "HTTP/1.1", headers: Map { "host" => "a" } }
+ * ```
+ */
+export function parseRequestHead(bytes: Uint8Array): RequestHead | HandshakeRejection {
+  const lines = latin1.decode(bytes).split("\r\n");
+  const requestLine = lines[0].split(" ");
+  if (requestLine.length !== 3 || !TOKEN.test(requestLine[0]) || requestLine[1] === "") {
+    return { status: 400, reason: "Malformed request line." };
+  }
+  const [method, target, version] = requestLine;
+  if (!/^HTTP\/\d\.\d$/.test(version)) return { status: 400, reason: "Malformed HTTP version." };
+  const headers = new Map<string, string>();
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    if (line === "") continue;
+    const colon = line.indexOf(":");
+    const name = line.slice(0, colon).toLowerCase();
+    if (colon <= 0 || !TOKEN.test(name)) {
+      return { status: 400, reason: "Malformed header line." };
+    }
+    const value = line.slice(colon + 1).trim();
+    const previous = headers.get(name);
+    headers.set(name, previous === undefined ? value : `${previous}, ${value}`);
+  }
+  return { method, target, version, headers };
+}
+
+function hasToken(value: string | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  return value.split(",").some((part) => part.trim().toLowerCase() === token);
+}
+
+/**
+ * Validates a parsed request as a WebSocket upgrade (§4.2.1), in a fixed order so each failure
+ * has one status: 405 non-GET, 400 not HTTP/1.1 or no Host, 426 no `Upgrade: websocket` (a plain
+ * HTTP request), 400 no `Connection: upgrade` or a bad key, 426 a version other than 13,
+ * 404 an unknown path, 403 an Origin that is not allowed.
+ */
+export function validateUpgrade(
+  head: RequestHead,
+  options: UpgradeOptions,
+): UpgradeRequest | HandshakeRejection {
+  const h = head.headers;
+  if (head.method !== "GET") {
+    return { status: 405, reason: "Only GET can open a WebSocket.", headers: { Allow: "GET" } };
+  }
+  if (head.version !== "HTTP/1.1") return { status: 400, reason: "HTTP/1.1 is required." };
+  if (!h.get("host")) return { status: 400, reason: "The Host header is missing." };
+  if (!hasToken(h.get("upgrade"), "websocket")) {
+    return {
+      status: 426,
+      reason: "This port speaks WebSocket only: send an Upgrade: websocket request.",
+      headers: { Upgrade: "websocket", Connection: "Upgrade" },
+    };
+  }
+  if (!hasToken(h.get("connection"), "upgrade")) {
+    return { status: 400, reason: "The Connection header must contain the upgrade token." };
+  }
+  const key = h.get("sec-websocket-key");
+  if (key === undefined || !KEY.test(key)) {
+    return { status: 400, reason: "Sec-WebSocket-Key must be 16 bytes in base64." };
+  }
+  if (h.get("sec-websocket-version") !== "13") {
+    return {
+      status: 426,
+      reason: "Only WebSocket version 13 is supported.",
+      headers: { "Sec-WebSocket-Version": "13" },
+    };
+  }
+  let url: URL;
+  try {
+    url = new URL(head.target, "http://localhost");
+  } catch {
+    return { status: 400, reason: "Malformed request target." };
+  }
+  if (!head.target.startsWith("/") || !options.paths.includes(url.pathname)) {
+    return { status: 404, reason: `No WebSocket endpoint at ${url.pathname}.` };
+  }
+  const origin = h.get("origin");
+  if (
+    origin !== undefined && options.allowedOrigins !== "*" &&
+    !options.allowedOrigins.includes(origin)
+  ) {
+    return { status: 403, reason: `Origin ${origin} is not allowed.` };
+  }
+  return { path: url.pathname, query: url.searchParams, key, origin, headers: h };
+}
+
+/** Whether `result` is a {@linkcode HandshakeRejection}. */
+export function isRejection(result: object): result is HandshakeRejection {
+  return "status" in result;
+}
+
+/**
+ * Computes `Sec-WebSocket-Accept`: base64(SHA-1(key + GUID)) through Web Crypto (§4.2.2).
+ *
+ * @example
+ * ```ts
+ * await acceptKey("dGhlIHNhbXBsZSBub25jZQ=="); // "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+ * ```
+ */
+export async function acceptKey(key: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key + WEBSOCKET_GUID));
+  return new Uint8Array(digest).toBase64();
+}
+
+/** Builds the 101 Switching Protocols response. */
+export function buildAcceptResponse(accept: string): Uint8Array {
+  return encoder.encode(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  );
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  426: "Upgrade Required",
+  431: "Request Header Fields Too Large",
+  503: "Service Unavailable",
+};
+
+/** Builds the error response for a refused handshake: a short text body, then the server closes. */
+export function buildRejectResponse(rejection: HandshakeRejection): Uint8Array {
+  const body = encoder.encode(rejection.reason + "\n");
+  let head = `HTTP/1.1 ${rejection.status} ${STATUS_TEXT[rejection.status] ?? "Error"}\r\n` +
+    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
+    "Connection: close\r\n";
+  for (const [name, value] of Object.entries(rejection.headers ?? {})) {
+    head += `${name}: ${value}\r\n`;
+  }
+  const headBytes = encoder.encode(head + "\r\n");
+  const out = new Uint8Array(headBytes.length + body.length);
+  out.set(headBytes);
+  out.set(body, headBytes.length);
+  return out;
+}
