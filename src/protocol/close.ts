@@ -54,7 +54,7 @@ export interface ClosePayload {
 /** Why a close payload could not be parsed: the close code to fail the connection with. */
 export type ClosePayloadError = { error: "bad-close-code" | "bad-close-payload" | "bad-utf8" };
 
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /**

@@ -135,7 +135,7 @@ export function validateUpgrade(
     return {
       status: 426,
       reason: "This port speaks WebSocket only: send an Upgrade: websocket request.",
-      headers: { Upgrade: "websocket", Connection: "Upgrade" },
+      headers: { Upgrade: "websocket" },
     };
   }
   if (!hasToken(h.get("connection"), "upgrade")) {

@@ -48,7 +48,7 @@ export class MessageReader {
   #messageBytes = 0;
   #binaryParts: Uint8Array[] = [];
   #text = "";
-  #decoder = new TextDecoder("utf-8", { fatal: true });
+  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
   #closed = false;
 
   /** Creates a reader that hands each event to `onEvent`. */
@@ -73,7 +73,13 @@ export class MessageReader {
 
   /** Feeds the next chunk read from the socket. Throws {@linkcode ProtocolError}. */
   push(chunk: Uint8Array): void {
-    if (!this.#closed) this.#parser.push(chunk);
+    if (this.#closed) return;
+    try {
+      this.#parser.push(chunk);
+    } catch (err) {
+      // Bytes after the close frame in the same chunk are ignored too, even if they are invalid.
+      if (!(this.#closed && err instanceof ProtocolError)) throw err;
+    }
   }
 
   #onFrame(frame: Frame): void {

@@ -1,0 +1,88 @@
+/**
+ * Wires the WebSocket server, its endpoints and the page server from a {@linkcode Config}.
+ * `main.ts` calls it for the real process; tests call it to run the whole server in-process.
+ *
+ * @module
+ */
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { startHttpServer } from "./http/http_server.ts";
+import { WebSocketServer } from "./net/listener.ts";
+import { echoHandler } from "./push/echo_handler.ts";
+import { createPushHandler } from "./push/push_handler.ts";
+
+/** A running push server. */
+export interface App {
+  /** The WebSocket server's bound address. */
+  wsAddr: Deno.NetAddr;
+  /** The page server's bound address. */
+  httpAddr: Deno.NetAddr;
+  /** The WebSocket server (its clients, for tests and metrics). */
+  ws: WebSocketServer;
+  /**
+   * Stops both servers: clients get close 1001 "going away" and `drainMs` to answer.
+   */
+  shutdown(drainMs?: number): Promise<void>;
+}
+
+/**
+ * The origins of the page server as a browser on this machine reaches it. Used as the default
+ * `--allowed-origins`: the page lives on another port than the WebSocket server, so a plain
+ * same-origin check would refuse it.
+ */
+export function pageOrigins(hostname: string, httpPort: number): string[] {
+  const hosts = new Set([hostname, "127.0.0.1", "localhost", "[::1]"]);
+  if (hostname === "0.0.0.0" || hostname === "::") hosts.delete(hostname);
+  return [...hosts].map((h) =>
+    `http://${h.includes(":") && !h.startsWith("[") ? `[${h}]` : h}:${httpPort}`
+  );
+}
+
+/** Starts the push server described by `config`. */
+export async function startApp(config: Config, logger: Logger): Promise<App> {
+  const ws = new WebSocketServer({
+    hostname: config.hostname,
+    port: config.wsPort,
+    maxClients: config.maxClients,
+    maxHeaderBytes: config.maxHeaderBytes,
+    handshakeTimeout: config.handshakeTimeout,
+    maxMessageBytes: config.maxMessageBytes,
+    maxQueueBytes: config.maxQueueBytes,
+    closeTimeout: config.closeTimeout,
+    sendTimeout: config.sendTimeout,
+    allowedOrigins: [],
+    routes: {
+      "/": createPushHandler({ demo: config.demo, demoInterval: config.demoInterval, logger }),
+      "/echo": echoHandler,
+    },
+    logger,
+  });
+  const wsAddr = ws.listen();
+  let http;
+  try {
+    http = await startHttpServer({
+      hostname: config.hostname,
+      port: config.httpPort,
+      wsPort: wsAddr.port,
+      demo: config.demo,
+      logger,
+    });
+  } catch (err) {
+    await ws.shutdown();
+    throw err;
+  }
+  const origins = config.allowedOrigins;
+  ws.allowedOrigins = origins.includes("*")
+    ? "*"
+    : origins.length > 0
+    ? origins
+    : pageOrigins(config.hostname, http.addr.port);
+  return {
+    wsAddr,
+    httpAddr: http.addr,
+    ws,
+    async shutdown(drainMs = 0) {
+      await Promise.all([ws.shutdown(undefined, undefined, drainMs), http.shutdown()]);
+    },
+  };
+}

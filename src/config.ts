@@ -1,0 +1,299 @@
+/**
+ * Every option of the server in one table: its flag, environment variable, default, limits and
+ * meaning. `main.ts` turns flags and environment into a {@linkcode Config} with
+ * {@linkcode parseConfig}; a bad value becomes a {@linkcode ConfigError} (exit code 2).
+ *
+ * Precedence: flag, then environment variable, then default.
+ *
+ * @module
+ */
+
+/** The log levels, least to most verbose. */
+export const LOG_LEVELS = ["silent", "error", "warn", "info", "debug"] as const;
+/** One of {@linkcode LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** The server's whole configuration. Durations are milliseconds, sizes bytes. */
+export interface Config {
+  /** Address both servers bind to. */
+  hostname: string;
+  /** WebSocket port (raw TCP); 0 picks a free port. */
+  wsPort: number;
+  /** HTTP port for the page and the API; 0 picks a free port. */
+  httpPort: number;
+  /** Most simultaneous WebSocket clients; one more gets 503. */
+  maxClients: number;
+  /** Largest message accepted from a client, summed over fragments (1009 beyond). */
+  maxMessageBytes: number;
+  /** Largest handshake header block (431 beyond). */
+  maxHeaderBytes: number;
+  /** Time a client has to complete the opening handshake. */
+  handshakeTimeout: number;
+  /** Time the server waits for the peer's close frame after sending its own. */
+  closeTimeout: number;
+  /** Whether clients of `/` get the demo feed. */
+  demo: boolean;
+  /** The demo feed's wait range [min, max] in ms ("I am waiting N seconds"). */
+  demoInterval: [number, number];
+  /** Bytes that may wait in one client's outgoing queue before it counts as a slow consumer. */
+  maxQueueBytes: number;
+  /** A write that makes no progress for this long ends the connection. */
+  sendTimeout: number;
+  /** Browser origins allowed to connect: exact origins, or ["*"]; empty = the page's own. */
+  allowedOrigins: string[];
+  /** Log verbosity. */
+  logLevel: LogLevel;
+}
+
+/** A bad option value or an unknown flag; `main.ts` prints it and exits with code 2. */
+export class ConfigError extends Error {
+  /** Creates the error with a message that says what to do. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+interface OptionSpec<K extends keyof Config = keyof Config> {
+  key: K;
+  flag: string;
+  default: string;
+  help: string;
+  parse: (value: string) => Config[K];
+}
+
+function integer(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value)) throw new Error(`expected a whole number, got "${value}"`);
+    const n = Number(value);
+    if (n < min || n > max) throw new Error(`expected ${min}..${max}, got ${n}`);
+    return n;
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kib: 1024, mib: 1024 * 1024 };
+
+function size(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const m = /^(\d+)\s*(b|kib|mib)?$/i.exec(value);
+    if (!m) throw new Error(`expected bytes like 65536, 64KiB or 1MiB, got "${value}"`);
+    return integer(min, max)(String(Number(m[1]) * SIZE_UNITS[(m[2] ?? "").toLowerCase()]));
+  };
+}
+
+const TIME_UNITS: Record<string, number> = { "": 1, ms: 1, s: 1000, m: 60_000 };
+
+function duration(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(value);
+    if (!m) throw new Error(`expected a duration like 500ms, 5s or 1m, got "${value}"`);
+    const ms = Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? ""]);
+    if (ms < min || ms > max) throw new Error(`expected ${min}ms..${max}ms, got ${ms}ms`);
+    return ms;
+  };
+}
+
+function boolean(value: string): boolean {
+  if (/^(true|1|yes|on)$/i.test(value)) return true;
+  if (/^(false|0|no|off)$/i.test(value)) return false;
+  throw new Error(`expected true or false, got "${value}"`);
+}
+
+function range(value: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(value);
+  if (!m) throw new Error(`expected MIN-MAX in milliseconds like 2000-5000, got "${value}"`);
+  const min = Number(m[1]);
+  const max = Number(m[2] ?? m[1]);
+  if (max < min) throw new Error(`MIN must not exceed MAX, got "${value}"`);
+  if (max > 3_600_000) throw new Error(`MAX must be at most 3600000 (1 h), got ${max}`);
+  return [min, max];
+}
+
+function list(value: string): string[] {
+  return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** Every option, in the order `--help` and the README list them. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: "hostname",
+    flag: "hostname",
+    default: "127.0.0.1",
+    help: "Address both servers bind to.",
+    parse: (v) => v,
+  },
+  {
+    key: "wsPort",
+    flag: "ws-port",
+    default: "9000",
+    help: "WebSocket port (0 = any free port).",
+    parse: integer(0, 65535),
+  },
+  {
+    key: "httpPort",
+    flag: "http-port",
+    default: "8080",
+    help: "Page and API port (0 = any free port).",
+    parse: integer(0, 65535),
+  },
+  {
+    key: "maxClients",
+    flag: "max-clients",
+    default: "10000",
+    help: "Most WebSocket clients at once; one more gets HTTP 503.",
+    parse: integer(1, 10_000_000),
+  },
+  {
+    key: "maxMessageBytes",
+    flag: "max-message-bytes",
+    default: "1MiB",
+    help: "Largest message from a client (close 1009 beyond).",
+    parse: size(125, 1024 * 1024 * 1024),
+  },
+  {
+    key: "maxHeaderBytes",
+    flag: "max-header-bytes",
+    default: "8KiB",
+    help: "Largest handshake header block (HTTP 431 beyond).",
+    parse: size(256, 1024 * 1024),
+  },
+  {
+    key: "handshakeTimeout",
+    flag: "handshake-timeout",
+    default: "5s",
+    help: "Time allowed to complete the opening handshake.",
+    parse: duration(1, 600_000),
+  },
+  {
+    key: "closeTimeout",
+    flag: "close-timeout",
+    default: "3s",
+    help: "Wait for the peer's close frame before closing TCP.",
+    parse: duration(1, 600_000),
+  },
+  {
+    key: "demo",
+    flag: "demo",
+    default: "true",
+    help: "Push the demo feed to clients of /.",
+    parse: boolean,
+  },
+  {
+    key: "demoInterval",
+    flag: "demo-interval",
+    default: "2000-5000",
+    help: "Demo feed wait range MIN-MAX in ms.",
+    parse: range,
+  },
+  {
+    key: "maxQueueBytes",
+    flag: "max-queue-bytes",
+    default: "2MiB",
+    help: "Outgoing bytes queued per client before it is a slow consumer.",
+    parse: size(1024, 1024 * 1024 * 1024),
+  },
+  {
+    key: "sendTimeout",
+    flag: "send-timeout",
+    default: "10s",
+    help: "A write stalled this long ends the connection.",
+    parse: duration(1, 600_000),
+  },
+  {
+    key: "allowedOrigins",
+    flag: "allowed-origins",
+    default: "",
+    help: "Browser origins allowed (comma list, or *); empty = the page server's own.",
+    parse: list,
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    default: "info",
+    help: "One of silent, error, warn, info, debug.",
+    parse: (v) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(v)) {
+        throw new Error(
+          `expected one of ${LOG_LEVELS.join(", ")}, got "${v}"`,
+        );
+      }
+      return v as LogLevel;
+    },
+  },
+];
+
+/** The environment variable of an option: `PUSH_` + the flag in upper snake case. */
+export function envName(flag: string): string {
+  return "PUSH_" + flag.toUpperCase().replaceAll("-", "_");
+}
+
+/** The configuration with every option at its default. */
+export function defaultConfig(): Config {
+  return parseConfig([], () => undefined);
+}
+
+/**
+ * Builds the configuration from command-line `args` (`--flag value`, `--flag=value`; a bare
+ * boolean flag means true) and `env` (a lookup of environment variables).
+ * Throws {@linkcode ConfigError} naming the flag, the bad value and what is expected.
+ *
+ * @example
+ * ```ts
+ * parseConfig(["--ws-port", "0", "--demo=false"], () => undefined).wsPort; // 0
+ * ```
+ */
+export function parseConfig(
+  args: readonly string[],
+  env: (name: string) => string | undefined,
+): Config {
+  const given = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const m = /^--([a-z][a-z-]*)(?:=(.*))?$/.exec(arg);
+    const spec = m && OPTIONS.find((o) => o.flag === m[1]);
+    if (!m || !spec) {
+      throw new ConfigError(`Unknown option "${arg}". Run with --help to list them.`);
+    }
+    let value = m[2];
+    if (value === undefined) {
+      const next = args[i + 1];
+      if (spec.parse === boolean && (next === undefined || next.startsWith("--"))) value = "true";
+      else if (next === undefined) throw new ConfigError(`Option --${spec.flag} needs a value.`);
+      else value = args[++i];
+    }
+    given.set(spec.flag, value);
+  }
+  const config: Record<string, unknown> = {};
+  for (const spec of OPTIONS) {
+    const fromFlag = given.get(spec.flag);
+    const fromEnv = env(envName(spec.flag));
+    const source = fromFlag !== undefined
+      ? `--${spec.flag}`
+      : fromEnv !== undefined
+      ? envName(spec.flag)
+      : "default";
+    try {
+      config[spec.key] = spec.parse(fromFlag ?? fromEnv ?? spec.default);
+    } catch (err) {
+      throw new ConfigError(`Invalid ${source}: ${(err as Error).message}.`);
+    }
+  }
+  return config as unknown as Config;
+}
+
+/** The `--help` text: usage and one line per option with its environment variable and default. */
+export function helpText(): string {
+  const lines = [
+    "Usage: deno task start [--flag value ...]",
+    "",
+    "Options (flag / environment variable / default):",
+  ];
+  for (const o of OPTIONS) {
+    lines.push(
+      `  --${o.flag.padEnd(20)} ${envName(o.flag).padEnd(26)} ${
+        (o.default || '""').padEnd(10)
+      } ${o.help}`,
+    );
+  }
+  return lines.join("\n");
+}

@@ -1,0 +1,88 @@
+/**
+ * The HTTP side (`Deno.serve` on its own port): the client page, `/config.json` (where the page
+ * learns the WebSocket URL) and `/healthz`.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import { loadStaticFiles } from "./static_files.ts";
+
+/** Options of {@linkcode startHttpServer}. */
+export interface HttpServerOptions {
+  /** Address to bind. */
+  hostname: string;
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** The WebSocket server's port, announced to the page in `/config.json`. */
+  wsPort: number;
+  /** Whether the demo feed is on (shown by the page). */
+  demo: boolean;
+  /** Where events are logged. */
+  logger: Logger;
+}
+
+/** The running page server. */
+export interface HttpServer {
+  /** The bound address. */
+  addr: Deno.NetAddr;
+  /** Stops the server and waits for in-flight requests. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * The WebSocket URL for a page fetched with `host` (the request's Host header): same host name
+ * the browser used, the WebSocket port. So the page works however it was reached.
+ */
+export function webSocketUrl(host: string | null, fallbackHost: string, wsPort: number): string {
+  let hostname = fallbackHost;
+  if (host) {
+    try {
+      hostname = new URL(`http://${host}`).hostname;
+    } catch {
+      // A malformed Host header: use the bound address.
+    }
+  }
+  if (hostname.includes(":") && !hostname.startsWith("[")) hostname = `[${hostname}]`;
+  return `ws://${hostname}:${wsPort}/`;
+}
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
+  });
+}
+
+/** Starts `Deno.serve` with the page, config and health routes. */
+export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const files = await loadStaticFiles();
+  const { logger } = options;
+  const handler = (request: Request): Response => {
+    const url = new URL(request.url);
+    if (request.method !== "GET" && request.method !== "HEAD") {
+      return json({ error: `Method ${request.method} is not allowed here.` }, 405);
+    }
+    if (url.pathname === "/config.json") {
+      return json({
+        wsUrl: webSocketUrl(request.headers.get("host"), options.hostname, options.wsPort),
+        demo: options.demo,
+      });
+    }
+    if (url.pathname === "/healthz") return json({ status: "ok" });
+    const file = files.get(url.pathname);
+    if (file) {
+      return new Response(file.body, {
+        headers: { "content-type": file.type, "cache-control": "no-cache" },
+      });
+    }
+    return json({ error: `Nothing at ${url.pathname}.` }, 404);
+  };
+  const server = Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    onListen: () => {},
+  }, handler);
+  const addr = server.addr as Deno.NetAddr;
+  logger.info("http.listening", { address: `${addr.hostname}:${addr.port}` });
+  return { addr, shutdown: () => server.shutdown() };
+}

@@ -1,0 +1,329 @@
+/**
+ * One upgraded WebSocket connection: a read loop that feeds the sans-I/O reader, the client's
+ * queue drained by its push loop (the only writer), the close handshake, and an
+ * `AbortController` that lives as long as the connection.
+ *
+ * @module
+ */
+import { CloseCode } from "../protocol/close.ts";
+import { ProtocolError } from "../protocol/errors.ts";
+import { encodeCloseFrame, encodeFrame, encodeTextFrame } from "../protocol/frame_encoder.ts";
+import type { UpgradeRequest } from "../protocol/handshake.ts";
+import { MessageReader, type WebSocketEvent } from "../protocol/message.ts";
+import { Opcode } from "../protocol/opcode.ts";
+import type { Logger } from "../log.ts";
+import { ClientQueue } from "../push/client_queue.ts";
+import { runPushLoop, writeFully } from "../push/push_loop.ts";
+
+/** What a route does with its connections. Every method is optional but `onMessage`. */
+export interface ConnectionHandler {
+  /** Called once the 101 response is queued; start producers here (with `c.signal`). */
+  onOpen?(c: Connection): void;
+  /** A whole text or binary message from the client. */
+  onMessage(
+    c: Connection,
+    message: { type: "text"; data: string } | { type: "binary"; data: Uint8Array },
+  ): void;
+  /** Called once, after the socket is closed and both loops have ended. */
+  onClose?(c: Connection): void;
+}
+
+/** Limits and collaborators of a {@linkcode Connection}. */
+export interface ConnectionOptions {
+  /** A process-unique id, for logs. */
+  id: number;
+  /** The validated upgrade request. */
+  request: UpgradeRequest;
+  /** The peer's address, for logs. */
+  remote: string;
+  /** Largest message accepted (1009 beyond). */
+  maxMessageBytes: number;
+  /** Bytes that may wait in the outgoing queue (slow consumer beyond). */
+  maxQueueBytes: number;
+  /** How long to wait for the peer's close frame after sending ours. */
+  closeTimeout: number;
+  /** How long a write may make no progress. */
+  sendTimeout: number;
+  /** The route's behaviour. */
+  handler: ConnectionHandler;
+  /** Where events are logged. */
+  logger: Logger;
+}
+
+/** The state of the close handshake (RFC 6455 §7). */
+export type ConnectionState = "open" | "closing" | "closed";
+
+const READ_BUFFER_SMALL = 2048;
+const READ_BUFFER_LARGE = 64 * 1024;
+
+/**
+ * A server-side WebSocket connection over a `Deno.Conn`, after a successful handshake.
+ */
+export class Connection {
+  /** A process-unique id. */
+  readonly id: number;
+  /** The upgrade request (path, query, headers). */
+  readonly request: UpgradeRequest;
+  /** The peer's address. */
+  readonly remote: string;
+  /**
+   * Aborted when the connection starts closing, for any reason (quit, peer close, error, server
+   * shutdown). Producers that push to this client (the demo feed, subscriptions) stop on it.
+   */
+  readonly controller: AbortController = new AbortController();
+  /** Resolves when the socket is closed and the read and push loops have ended. */
+  readonly finished: Promise<void>;
+
+  /** The close frame this side sent: code and reason, once sent. */
+  closeSent?: { code: number; reason: string };
+  /** The close frame the peer sent, once received. */
+  closeReceived?: { code: number; reason: string };
+
+  readonly #conn: Deno.Conn;
+  readonly #options: ConnectionOptions;
+  readonly #queue: ClientQueue;
+  readonly #reader: MessageReader;
+  #state: ConnectionState = "open";
+  #failed = false;
+  #writerDone = false;
+  #closeDeadline = Infinity;
+  #writeSince = 0;
+  #endReason = "";
+
+  /**
+   * Takes over `conn` after the handshake. `leftover` holds bytes that arrived after the request
+   * head: they are the start of the first frame and are parsed before anything else is read.
+   */
+  constructor(conn: Deno.Conn, leftover: Uint8Array, options: ConnectionOptions) {
+    this.#conn = conn;
+    this.#options = options;
+    this.id = options.id;
+    this.request = options.request;
+    this.remote = options.remote;
+    this.#queue = new ClientQueue(options.maxQueueBytes);
+    this.#reader = new MessageReader(
+      { role: "server", maxMessageBytes: options.maxMessageBytes },
+      (event) => this.#onEvent(event),
+    );
+    const writer = runPushLoop(this.#queue, (bytes) => this.#write(bytes)).then(
+      () => this.#onWriterDone(),
+      (err) => this.#destroy(`write failed: ${errorText(err)}`),
+    );
+    const reader = this.#readLoop(leftover);
+    this.finished = Promise.all([writer, reader]).then(() => {
+      this.#options.logger.info("connection.closed", {
+        client: this.id,
+        code_sent: this.closeSent?.code,
+        code_received: this.closeReceived?.code,
+        reason: this.#endReason,
+      });
+      try {
+        this.#options.handler.onClose?.(this);
+      } catch (err) {
+        this.#options.logger.error("connection.on_close_failed", {
+          client: this.id,
+          error: errorText(err),
+        });
+      }
+    });
+  }
+
+  /** The abort signal of {@linkcode Connection.controller}. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Where the close handshake stands. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Data bytes waiting in the outgoing queue. */
+  get queuedBytes(): number {
+    return this.#queue.bytes;
+  }
+
+  /** Calls the handler's `onOpen`; the server calls this once the connection is registered. */
+  open(): void {
+    this.#options.handler.onOpen?.(this);
+  }
+
+  /** Queues a text message. Returns false when the client is closing or was dropped as slow. */
+  sendText(text: string): boolean {
+    return this.sendFrame(encodeTextFrame(text));
+  }
+
+  /** Queues a binary message. Returns false when the client is closing or was dropped as slow. */
+  sendBinary(data: Uint8Array): boolean {
+    return this.sendFrame(encodeFrame(Opcode.Binary, data));
+  }
+
+  /**
+   * Queues an already encoded frame (a broadcast encodes once and queues the same bytes to every
+   * subscriber). A client whose queue would exceed its limit is closed with 1008 "slow consumer"
+   * and its waiting data dropped: it cannot keep up, and others must not wait for it.
+   */
+  sendFrame(frame: Uint8Array): boolean {
+    if (this.#state !== "open") return false;
+    if (this.#queue.push(frame)) return true;
+    this.#options.logger.warn("client.slow_consumer", {
+      client: this.id,
+      queued_bytes: this.#queue.bytes,
+      max_queue_bytes: this.#queue.maxBytes,
+    });
+    this.close(CloseCode.PolicyViolation, "slow consumer", true);
+    return false;
+  }
+
+  /**
+   * Starts the closing handshake: queues a close frame after the waiting data (or instead of it
+   * with `discard`), aborts {@linkcode Connection.signal}, and gives the peer
+   * `closeTimeout` ms to answer before TCP is closed. Does nothing once closing.
+   */
+  close(code: number = CloseCode.Normal, reason = "", discard = false): void {
+    if (this.#state !== "open") return;
+    this.#state = "closing";
+    this.closeSent = { code, reason };
+    this.#queue.seal(encodeCloseFrame(code, reason), discard);
+    this.#closeDeadline = performance.now() + this.#options.closeTimeout;
+    this.controller.abort();
+  }
+
+  /**
+   * Checks the deadlines: the peer's close reply and a stalled write. The server calls this from
+   * one shared ticker for all connections, instead of one timer per connection.
+   */
+  tick(now: number): void {
+    if (this.#state === "closed") return;
+    if (now > this.#closeDeadline) {
+      this.#destroy("close timeout");
+    } else if (this.#writeSince !== 0 && now - this.#writeSince > this.#options.sendTimeout) {
+      this.#options.logger.warn("client.send_timeout", { client: this.id });
+      this.#destroy("send timeout");
+    }
+  }
+
+  /** Closes the socket at once (no close handshake): used when the server must stop now. */
+  abort(reason: string): void {
+    this.#destroy(reason);
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    this.#writeSince = performance.now();
+    try {
+      await writeFully(this.#conn, bytes);
+    } finally {
+      this.#writeSince = 0;
+    }
+  }
+
+  async #readLoop(leftover: Uint8Array): Promise<void> {
+    if (leftover.length > 0 && !this.#feed(leftover)) return;
+    let buffer = new Uint8Array(READ_BUFFER_SMALL);
+    while (this.#state !== "closed") {
+      let n: number | null;
+      try {
+        n = await this.#conn.read(buffer);
+      } catch (err) {
+        this.#destroy(`read failed: ${errorText(err)}`);
+        return;
+      }
+      if (n === null) {
+        this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
+        return;
+      }
+      if (this.#failed) continue; // after a protocol error, drain until the peer goes away
+      if (!this.#feed(buffer.subarray(0, n))) return;
+      // Grow the buffer only while large frames arrive; idle connections keep a small one.
+      if (n === buffer.length && buffer.length < READ_BUFFER_LARGE) {
+        buffer = new Uint8Array(buffer.length * 4);
+      } else if (buffer.length > READ_BUFFER_SMALL && this.#reader.bufferedBytes === 0) {
+        buffer = new Uint8Array(READ_BUFFER_SMALL);
+      }
+    }
+  }
+
+  /** Feeds bytes to the reader; returns false when the read loop must stop. */
+  #feed(bytes: Uint8Array): boolean {
+    try {
+      this.#reader.push(bytes);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) {
+        this.#options.logger.error("connection.internal_error", {
+          client: this.id,
+          error: errorText(err),
+        });
+        this.#fail(CloseCode.InternalError, "internal error");
+        return true;
+      }
+      this.#options.logger.warn("connection.protocol_error", {
+        client: this.id,
+        failure: err.failure,
+        code: err.closeCode,
+      });
+      this.#fail(err.closeCode, err.message);
+    }
+    return this.#state !== "closed";
+  }
+
+  /** _Fail the WebSocket Connection_ (§7.1.7): close frame now, waiting data dropped. */
+  #fail(code: number, reason: string): void {
+    this.#failed = true;
+    if (this.#state === "open") this.close(code, reason, true);
+  }
+
+  #onEvent(event: WebSocketEvent): void {
+    switch (event.type) {
+      case "text":
+      case "binary":
+        if (this.#state === "open") this.#options.handler.onMessage(this, event);
+        return;
+      case "ping":
+        if (this.#state === "open") {
+          this.#queue.pushControl(encodeFrame(Opcode.Pong, event.payload));
+        }
+        return;
+      case "pong":
+        return;
+      case "close":
+        this.closeReceived = { code: event.code, reason: event.reason };
+        if (this.#state === "open") {
+          // Echo the peer's code (§5.5.1); 1005 means it sent none, so neither do we.
+          this.close(event.code, event.code === CloseCode.NoStatus ? "" : event.reason);
+        } else if (this.#writerDone) {
+          this.#destroy("closed");
+        }
+        return;
+    }
+  }
+
+  #onWriterDone(): void {
+    this.#writerDone = true;
+    if (this.#state === "closed") return;
+    if (this.closeReceived) {
+      // Both close frames are exchanged: the server closes TCP first (§7.1.1).
+      this.#destroy("closed");
+    } else if (this.#failed) {
+      // Half-close so the peer reads our close frame and EOF instead of a reset, then drain
+      // its bytes until it closes or the close deadline passes.
+      this.#conn.closeWrite().catch(() => {});
+    }
+  }
+
+  #destroy(reason: string): void {
+    if (this.#state === "closed") return;
+    this.#state = "closed";
+    this.#endReason = reason;
+    this.controller.abort();
+    this.#queue.dispose();
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the runtime.
+    }
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}

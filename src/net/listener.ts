@@ -1,0 +1,337 @@
+/**
+ * The WebSocket server's I/O shell: the accept loop on `Deno.listen`, the opening handshake with
+ * its deadline and size limit, the client registry and limit, one shared ticker for every
+ * deadline, and graceful shutdown.
+ *
+ * @module
+ */
+import { CloseCode } from "../protocol/close.ts";
+import {
+  acceptKey,
+  buildAcceptResponse,
+  buildRejectResponse,
+  findHeaderEnd,
+  type HandshakeRejection,
+  isRejection,
+  parseRequestHead,
+  type UpgradeRequest,
+  validateUpgrade,
+} from "../protocol/handshake.ts";
+import type { Logger } from "../log.ts";
+import { writeFully } from "../push/push_loop.ts";
+import { Connection, type ConnectionHandler } from "./connection.ts";
+
+/** Options of {@linkcode WebSocketServer}. */
+export interface WebSocketServerOptions {
+  /** Address to bind. */
+  hostname: string;
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+  /** Most clients at once; the next handshake gets 503. */
+  maxClients: number;
+  /** Largest request head (431 beyond). */
+  maxHeaderBytes: number;
+  /** Time allowed for the whole handshake. */
+  handshakeTimeout: number;
+  /** Largest client message (1009 beyond). */
+  maxMessageBytes: number;
+  /** Outgoing bytes per client before it is a slow consumer. */
+  maxQueueBytes: number;
+  /** Wait for the peer's close frame. */
+  closeTimeout: number;
+  /** Longest stalled write. */
+  sendTimeout: number;
+  /** Browser origins allowed to connect, or "*". */
+  allowedOrigins: readonly string[] | "*";
+  /** WebSocket endpoints by path. */
+  routes: Record<string, ConnectionHandler>;
+  /** Where events are logged. */
+  logger: Logger;
+}
+
+interface PendingHandshake {
+  conn: Deno.Conn;
+  deadline: number;
+}
+
+const INITIAL_HEAD_BUFFER = 1024;
+/** A refused client gets this long to read the response before its socket is closed. */
+const REJECT_LINGER_MS = 1000;
+
+/**
+ * A WebSocket server on raw TCP.
+ *
+ * @example
+ * ```ts
+ * const server = new WebSocketServer({ ...options, routes: { "/echo": echoHandler } });
+ * const addr = server.listen(); // { hostname: "127.0.0.1", port: 9000, transport: "tcp" }
+ * await server.shutdown();
+ * ```
+ */
+export class WebSocketServer {
+  readonly #options: WebSocketServerOptions;
+  readonly #clients = new Set<Connection>();
+  readonly #pending = new Set<PendingHandshake>();
+  readonly #tasks = new Set<Promise<void>>();
+  #listener: Deno.Listener | null = null;
+  #acceptLoop: Promise<void> = Promise.resolve();
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #nextId = 1;
+  /** Handshakes that passed the client limit and are writing their 101 response. */
+  #reserved = 0;
+  #closing = false;
+  #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
+
+  /** Creates the server; nothing is bound until {@linkcode WebSocketServer.listen}. */
+  constructor(options: WebSocketServerOptions) {
+    this.#options = options;
+  }
+
+  /** Browser origins allowed to connect. `main.ts` sets them once the page server's port is known. */
+  set allowedOrigins(origins: readonly string[] | "*") {
+    this.#options.allowedOrigins = origins;
+  }
+
+  /** The connected clients (handshake done, not yet closed). */
+  get clients(): ReadonlySet<Connection> {
+    return this.#clients;
+  }
+
+  /** Binds the port, starts accepting and returns the bound address. */
+  listen(): Deno.NetAddr {
+    const { hostname, port } = this.#options;
+    this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
+    const tickMs = Math.min(
+      1000,
+      Math.max(
+        10,
+        Math.min(
+          this.#options.handshakeTimeout,
+          this.#options.closeTimeout,
+          this.#options.sendTimeout,
+        ) / 4,
+      ),
+    );
+    this.#ticker = setInterval(() => this.#tick(), tickMs);
+    this.#acceptLoop = this.#accept(this.#listener);
+    const addr = this.#listener.addr as Deno.NetAddr;
+    this.#options.logger.info("ws.listening", { address: `${addr.hostname}:${addr.port}` });
+    return addr;
+  }
+
+  /**
+   * Stops accepting, sends `code` (1001 "going away" by default) to every client, waits up to
+   * `drainMs` for their close replies, then closes what is left. Resolves when every socket and
+   * loop has ended.
+   */
+  async shutdown(
+    code: number = CloseCode.GoingAway,
+    reason = "going away",
+    drainMs = 0,
+  ): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#listener?.close();
+    if (this.#backoff) {
+      clearTimeout(this.#backoff.timer);
+      this.#backoff.resolve();
+    }
+    await this.#acceptLoop;
+    for (const p of this.#pending) closeQuietly(p.conn);
+    for (const c of this.#clients) c.close(code, reason);
+    const all = Promise.all([...this.#clients].map((c) => c.finished));
+    if (drainMs > 0 && this.#clients.size > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([all, new Promise((r) => timer = setTimeout(r, drainMs))]);
+      clearTimeout(timer);
+    }
+    for (const c of this.#clients) c.abort("shutdown");
+    await all;
+    await Promise.all(this.#tasks);
+    clearInterval(this.#ticker);
+  }
+
+  async #accept(listener: Deno.Listener): Promise<void> {
+    while (!this.#closing) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (this.#closing || err instanceof Deno.errors.BadResource) return;
+        // EMFILE and friends: the process is out of descriptors. Keep serving the clients we
+        // have and try again shortly instead of dying.
+        this.#options.logger.error("ws.accept_failed", { error: String(err) });
+        await new Promise<void>((resolve) => {
+          this.#backoff = { timer: setTimeout(resolve, 100), resolve };
+        });
+        this.#backoff = null;
+        continue;
+      }
+      const task = this.#handshake(conn).catch((err) => {
+        this.#options.logger.error("handshake.internal_error", { error: String(err) });
+        closeQuietly(conn);
+      });
+      this.#tasks.add(task);
+      task.finally(() => this.#tasks.delete(task));
+    }
+  }
+
+  async #handshake(conn: Deno.Conn): Promise<void> {
+    (conn as Deno.TcpConn).setNoDelay?.(true);
+    const remote = formatAddr(conn.remoteAddr);
+    const pending: PendingHandshake = {
+      conn,
+      deadline: performance.now() + this.#options.handshakeTimeout,
+    };
+    this.#pending.add(pending);
+    try {
+      const head = await this.#readHead(conn);
+      if (head === null) {
+        this.#options.logger.info("handshake.abandoned", { remote });
+        closeQuietly(conn);
+        return;
+      }
+      const result = isRejection(head.request) ? head.request : this.#check(head.request);
+      if (isRejection(result)) {
+        await this.#reject(conn, pending, remote, result);
+        return;
+      }
+      try {
+        await writeFully(conn, buildAcceptResponse(await acceptKey(result.key)));
+      } finally {
+        this.#reserved--;
+      }
+      this.#pending.delete(pending);
+      this.#open(conn, head.leftover, result, remote);
+    } catch (err) {
+      // The peer went away or the deadline closed the socket (already logged then).
+      this.#options.logger.debug("handshake.failed", { remote, error: String(err) });
+      closeQuietly(conn);
+    } finally {
+      this.#pending.delete(pending);
+    }
+  }
+
+  /** Reads the request head; null when the peer closed first. */
+  async #readHead(
+    conn: Deno.Conn,
+  ): Promise<{ request: ReturnType<typeof parseRequestHead>; leftover: Uint8Array } | null> {
+    const max = this.#options.maxHeaderBytes;
+    let buffer = new Uint8Array(Math.min(INITIAL_HEAD_BUFFER, max));
+    let length = 0;
+    while (true) {
+      if (length === buffer.length) {
+        if (length >= max) {
+          return {
+            request: { status: 431, reason: `The request head exceeds ${max} bytes.` },
+            leftover: EMPTY,
+          };
+        }
+        const grown = new Uint8Array(Math.min(max, buffer.length * 2));
+        grown.set(buffer);
+        buffer = grown;
+      }
+      const n = await conn.read(buffer.subarray(length));
+      if (n === null) return null;
+      const from = length;
+      length += n;
+      const end = findHeaderEnd(buffer.subarray(0, length), from);
+      if (end !== -1) {
+        // Bytes past the head are the first frame(s): keep them for the parser.
+        return {
+          request: parseRequestHead(buffer.subarray(0, end)),
+          leftover: buffer.slice(end, length),
+        };
+      }
+    }
+  }
+
+  #check(
+    request: Exclude<ReturnType<typeof parseRequestHead>, HandshakeRejection>,
+  ): UpgradeRequest | HandshakeRejection {
+    const result = validateUpgrade(request, {
+      paths: Object.keys(this.#options.routes),
+      allowedOrigins: this.#options.allowedOrigins,
+    });
+    if (isRejection(result)) return result;
+    if (this.#closing) return { status: 503, reason: "The server is shutting down." };
+    if (this.#clients.size + this.#reserved >= this.#options.maxClients) {
+      return { status: 503, reason: "The server is full: too many clients. Try again later." };
+    }
+    this.#reserved++;
+    return result;
+  }
+
+  async #reject(
+    conn: Deno.Conn,
+    pending: PendingHandshake,
+    remote: string,
+    rejection: HandshakeRejection,
+  ) {
+    this.#options.logger.warn("handshake.rejected", {
+      remote,
+      status: rejection.status,
+      reason: rejection.reason,
+    });
+    await writeFully(conn, buildRejectResponse(rejection));
+    // Half-close and drain briefly: closing with unread request bytes would send a reset that
+    // can destroy the response before the client reads it.
+    await conn.closeWrite();
+    pending.deadline = Math.min(pending.deadline, performance.now() + REJECT_LINGER_MS);
+    const sink = new Uint8Array(4096);
+    while ((await conn.read(sink)) !== null) { /* discard */ }
+    closeQuietly(conn);
+  }
+
+  #open(conn: Deno.Conn, leftover: Uint8Array, request: UpgradeRequest, remote: string): void {
+    const handler = this.#options.routes[request.path];
+    const o = this.#options;
+    const c = new Connection(conn, leftover, {
+      id: this.#nextId++,
+      request,
+      remote,
+      maxMessageBytes: o.maxMessageBytes,
+      maxQueueBytes: o.maxQueueBytes,
+      closeTimeout: o.closeTimeout,
+      sendTimeout: o.sendTimeout,
+      handler,
+      logger: o.logger,
+    });
+    this.#clients.add(c);
+    c.finished.finally(() => this.#clients.delete(c));
+    o.logger.info("handshake.accepted", {
+      client: c.id,
+      remote,
+      path: request.path,
+      origin: request.origin,
+    });
+    c.open();
+  }
+
+  #tick(): void {
+    const now = performance.now();
+    for (const p of this.#pending) {
+      if (now > p.deadline) {
+        this.#pending.delete(p);
+        this.#options.logger.info("handshake.timeout", { remote: formatAddr(p.conn.remoteAddr) });
+        closeQuietly(p.conn);
+      }
+    }
+    for (const c of this.#clients) c.tick(now);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/** Formats a peer address as `host:port` for logs. */
+export function formatAddr(addr: Deno.Addr): string {
+  return "hostname" in addr ? `${addr.hostname}:${addr.port}` : String(addr.transport);
+}

@@ -1,0 +1,159 @@
+/**
+ * The outgoing queue of one client: frames wait here until the client's push loop writes them.
+ * Byte-bounded (a client that cannot keep up is a slow consumer, not a memory leak), and built
+ * for coalescing: {@linkcode ClientQueue.take} hands out everything queued as one buffer, because
+ * one `write` per batch instead of one per frame is the biggest throughput lever we measured.
+ *
+ * @module
+ */
+
+/** The most bytes {@linkcode ClientQueue.take} joins into one write. */
+export const MAX_BATCH_BYTES = 256 * 1024;
+
+/**
+ * A FIFO of encoded frames with control frames first and a final close frame last.
+ *
+ * Frames are whole, so putting a pong ahead of queued data never interleaves partial frames.
+ *
+ * @example
+ * ```ts
+ * const queue = new ClientQueue(1 << 20);
+ * queue.push(new Uint8Array([0x81, 0x00]));
+ * queue.push(new Uint8Array([0x81, 0x00]));
+ * queue.take(); // one 4-byte buffer holding both frames
+ * ```
+ */
+export class ClientQueue {
+  /** Data bytes allowed to wait; {@linkcode ClientQueue.push} refuses beyond it. */
+  readonly maxBytes: number;
+  #data: Uint8Array[] = [];
+  #head = 0;
+  #bytes = 0;
+  #control: Uint8Array[] = [];
+  #final: Uint8Array | null = null;
+  #sealed = false;
+  #wake: (() => void) | null = null;
+
+  /** Creates a queue that holds at most `maxBytes` of data frames. */
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
+
+  /** Data bytes waiting. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Whether the queue takes no more frames (a close frame was queued or it was disposed). */
+  get sealed(): boolean {
+    return this.#sealed;
+  }
+
+  /** Whether nothing at all is waiting. */
+  get empty(): boolean {
+    return this.#head === this.#data.length && this.#control.length === 0 && this.#final === null;
+  }
+
+  /**
+   * Queues a data frame. Returns false, queuing nothing, when it would push the queue over
+   * {@linkcode ClientQueue.maxBytes} (the caller applies the slow-consumer policy) or when the
+   * queue is sealed.
+   */
+  push(frame: Uint8Array): boolean {
+    if (this.#sealed) return false;
+    if (this.#bytes + frame.length > this.maxBytes) return false;
+    this.#data.push(frame);
+    this.#bytes += frame.length;
+    this.#notify();
+    return true;
+  }
+
+  /** Queues a control frame (pong, ping) ahead of waiting data. Ignored once sealed. */
+  pushControl(frame: Uint8Array): void {
+    if (this.#sealed) return;
+    this.#control.push(frame);
+    this.#notify();
+  }
+
+  /**
+   * Queues the close frame as the last frame and seals the queue. With `discard`, waiting data
+   * is dropped so the close goes out at once (protocol errors, slow consumers).
+   */
+  seal(closeFrame: Uint8Array, discard: boolean): void {
+    if (this.#sealed) return;
+    if (discard) this.#clearData();
+    this.#final = closeFrame;
+    this.#sealed = true;
+    this.#notify();
+  }
+
+  /** Drops everything and seals the queue; a pending {@linkcode ClientQueue.wait} resolves. */
+  dispose(): void {
+    this.#clearData();
+    this.#control = [];
+    this.#final = null;
+    this.#sealed = true;
+    this.#notify();
+  }
+
+  /**
+   * Removes and returns the next batch as one buffer: control frames, then data frames up to
+   * {@linkcode MAX_BATCH_BYTES} (at least one), then the close frame once all data is out.
+   * Returns null when nothing is waiting.
+   */
+  take(): Uint8Array | null {
+    const parts: Uint8Array[] = this.#control;
+    let total = 0;
+    for (const part of parts) total += part.length;
+    this.#control = [];
+    const data = this.#data;
+    while (this.#head < data.length) {
+      const frame = data[this.#head];
+      if (parts.length > 0 && total + frame.length > MAX_BATCH_BYTES) break;
+      parts.push(frame);
+      total += frame.length;
+      this.#bytes -= frame.length;
+      data[this.#head++] = EMPTY;
+    }
+    if (this.#head === data.length) {
+      this.#data = [];
+      this.#head = 0;
+      if (this.#final !== null) {
+        parts.push(this.#final);
+        total += this.#final.length;
+        this.#final = null;
+      }
+    }
+    if (parts.length === 0) return null;
+    if (parts.length === 1) return parts[0];
+    const out = new Uint8Array(total);
+    let at = 0;
+    for (const part of parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
+  }
+
+  /** Resolves when something is waiting or the queue is sealed with nothing left. */
+  wait(): Promise<void> {
+    if (!this.empty || this.#sealed) return Promise.resolve();
+    return new Promise((resolve) => this.#wake = resolve);
+  }
+
+  #clearData(): void {
+    this.#data = [];
+    this.#head = 0;
+    this.#bytes = 0;
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    if (wake) {
+      this.#wake = null;
+      wake();
+    }
+  }
+}
+
+const EMPTY = new Uint8Array(0);
