@@ -48,6 +48,8 @@ export interface ConnectionOptions {
   handler: ConnectionHandler;
   /** Where events are logged. */
   logger: Logger;
+  /** Called first once the connection has ended (the server drops it from its registry). */
+  onFinished?: (c: Connection) => void;
 }
 
 /** The state of the close handshake (RFC 6455 §7). */
@@ -111,6 +113,7 @@ export class Connection {
     );
     const reader = this.#readLoop(leftover);
     this.finished = Promise.all([writer, reader]).then(() => {
+      this.#options.onFinished?.(this);
       this.#options.logger.info("connection.closed", {
         client: this.id,
         code_sent: this.closeSent?.code,

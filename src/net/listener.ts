@@ -296,9 +296,9 @@ export class WebSocketServer {
       sendTimeout: o.sendTimeout,
       handler,
       logger: o.logger,
+      onFinished: (c) => this.#clients.delete(c),
     });
     this.#clients.add(c);
-    c.finished.finally(() => this.#clients.delete(c));
     o.logger.info("handshake.accepted", {
       client: c.id,
       remote,

@@ -154,7 +154,8 @@ export function validateUpgrade(
   }
   let url: URL;
   try {
-    url = new URL(head.target, "http://localhost");
+    // Appended, not resolved against a base: resolving reads "//host/echo" as an authority.
+    url = new URL("http://localhost" + head.target);
   } catch {
     return { status: 400, reason: "Malformed request target." };
   }
@@ -212,7 +213,8 @@ export function buildRejectResponse(rejection: HandshakeRejection): Uint8Array {
   const body = encoder.encode(rejection.reason + "\n");
   let head = `HTTP/1.1 ${rejection.status} ${STATUS_TEXT[rejection.status] ?? "Error"}\r\n` +
     `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
-    "Connection: close\r\n";
+    // RFC 9110 §7.8: whoever sends Upgrade (our 426) also lists "upgrade" in Connection.
+    `Connection: ${rejection.headers?.Upgrade ? "Upgrade, close" : "close"}\r\n`;
   for (const [name, value] of Object.entries(rejection.headers ?? {})) {
     head += `${name}: ${value}\r\n`;
   }

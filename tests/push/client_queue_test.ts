@@ -1,0 +1,69 @@
+/**
+ * The outgoing queue: bounds, coalescing, control-frame priority and the final close frame.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { ClientQueue, MAX_BATCH_BYTES } from "../../src/push/client_queue.ts";
+
+const bytes = (...values: number[]) => new Uint8Array(values);
+
+Deno.test("ClientQueue coalesces every waiting frame into one buffer, in order", () => {
+  const q = new ClientQueue(1024);
+  q.push(bytes(1, 2));
+  q.push(bytes(3));
+  q.push(bytes(4, 5, 6));
+  assertEquals(q.bytes, 6);
+  assertEquals(q.take(), bytes(1, 2, 3, 4, 5, 6));
+  assertEquals(q.bytes, 0);
+  assertEquals(q.take(), null);
+});
+
+Deno.test("ClientQueue refuses a frame that would exceed maxBytes and keeps what it has", () => {
+  const q = new ClientQueue(4);
+  assert(q.push(bytes(1, 2, 3)));
+  assert(!q.push(bytes(4, 5)));
+  assert(q.push(bytes(4)));
+  assertEquals(q.take(), bytes(1, 2, 3, 4));
+});
+
+Deno.test("ClientQueue puts control frames ahead of waiting data", () => {
+  const q = new ClientQueue(1024);
+  q.push(bytes(1));
+  q.pushControl(bytes(9));
+  assertEquals(q.take(), bytes(9, 1));
+});
+
+Deno.test("ClientQueue sends the close frame after the data, or instead of it with discard", () => {
+  const q = new ClientQueue(1024);
+  q.push(bytes(1));
+  q.seal(bytes(8), false);
+  assert(!q.push(bytes(2)), "sealed queues take no more data");
+  assertEquals(q.take(), bytes(1, 8));
+  assert(q.sealed && q.empty);
+  const r = new ClientQueue(1024);
+  r.push(bytes(1));
+  r.seal(bytes(8), true);
+  assertEquals(r.take(), bytes(8));
+});
+
+Deno.test("ClientQueue limits one batch to MAX_BATCH_BYTES but always takes one frame", () => {
+  const q = new ClientQueue(4 * MAX_BATCH_BYTES);
+  const big = new Uint8Array(MAX_BATCH_BYTES + 10);
+  q.push(bytes(1));
+  q.push(big);
+  q.push(bytes(2));
+  assertEquals(q.take()?.length, 1);
+  assertEquals(q.take()?.length, big.length);
+  assertEquals(q.take(), bytes(2));
+});
+
+Deno.test("ClientQueue.wait resolves on the next push, and on dispose", async () => {
+  const q = new ClientQueue(1024);
+  const waiting = q.wait();
+  q.push(bytes(1));
+  await waiting;
+  q.take();
+  const disposed = q.wait();
+  q.dispose();
+  await disposed;
+  assert(q.sealed && q.take() === null);
+});
