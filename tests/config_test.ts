@@ -80,3 +80,13 @@ Deno.test("every option has a PUSH_ environment variable and a line in --help", 
   }
   assertEquals(envName("max-queue-bytes"), "PUSH_MAX_QUEUE_BYTES");
 });
+
+Deno.test("the README documents every option with its environment variable and default", async () => {
+  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
+  for (const option of OPTIONS) {
+    assertStringIncludes(
+      readme,
+      `| \`--${option.flag}\` | \`${envName(option.flag)}\` | \`${option.default || '""'}\` |`,
+    );
+  }
+});

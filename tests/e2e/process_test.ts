@@ -1,0 +1,50 @@
+/**
+ * The real process, started the way `deno task start` starts it: flags, exit codes, signals.
+ */
+import { assertEquals, assertStringIncludes } from "@std/assert";
+import { spawnServer } from "../support/child_server.ts";
+import { TestSocket } from "../support/ws_client.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+const runArgs = ["run", "--allow-net", "--allow-read=./static", "--allow-env=PUSH_*", "main.ts"];
+
+async function runMain(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), { args: [...runArgs, ...args], cwd: root })
+    .output();
+  const decoder = new TextDecoder();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
+Deno.test("a bad flag value exits with code 2 and a message naming the flag", async () => {
+  const result = await runMain(["--ws-port", "99999"]);
+  assertEquals(result.code, 2);
+  assertStringIncludes(result.stderr, "Invalid --ws-port");
+});
+
+Deno.test("--help lists the options and exits 0", async () => {
+  const result = await runMain(["--help"]);
+  assertEquals(result.code, 0);
+  assertStringIncludes(result.stdout, "--max-clients");
+  assertStringIncludes(result.stdout, "PUSH_WS_PORT");
+});
+
+Deno.test("SIGTERM sends 1001 going away to clients and the process exits 0", async () => {
+  const server = await spawnServer(Deno.execPath(), [
+    ...runArgs,
+    "--ws-port",
+    "0",
+    "--http-port",
+    "0",
+  ], {
+    PUSH_DEMO_INTERVAL: "20-40",
+  });
+  await using _ = server;
+  await using ws = new TestSocket(`ws://127.0.0.1:${server.wsPort}/`);
+  await ws.opened;
+  await ws.nextMatching(/^I am waiting/);
+  server.process.kill("SIGTERM");
+  const close = await ws.closed;
+  assertEquals([close.code, close.reason], [1001, "going away"]);
+  assertEquals((await server.status).code, 0);
+  assertStringIncludes(server.logs.join("\n"), "server.stopped");
+});
