@@ -6,9 +6,11 @@
  */
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
 import { startHttpServer } from "./http/http_server.ts";
 import { WebSocketServer } from "./net/listener.ts";
 import { echoHandler } from "./push/echo_handler.ts";
+import { Hub } from "./push/hub.ts";
 import { createPushHandler } from "./push/push_handler.ts";
 
 /** A running push server. */
@@ -19,6 +21,10 @@ export interface App {
   httpAddr: Deno.NetAddr;
   /** The WebSocket server (its clients, for tests and metrics). */
   ws: WebSocketServer;
+  /** The channel registry. */
+  hub: Hub;
+  /** The process's counters. */
+  metrics: Metrics;
   /**
    * Stops both servers: clients get close 1001 "going away" and `drainMs` to answer.
    */
@@ -40,6 +46,8 @@ export function pageOrigins(hostname: string, httpPort: number): string[] {
 
 /** Starts the push server described by `config`. */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
+  const metrics = new Metrics();
+  const hub = new Hub({ historySize: config.history, historyBytes: config.historyBytes });
   const ws = new WebSocketServer({
     hostname: config.hostname,
     port: config.wsPort,
@@ -50,12 +58,21 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     maxQueueBytes: config.maxQueueBytes,
     closeTimeout: config.closeTimeout,
     sendTimeout: config.sendTimeout,
+    pingInterval: config.pingInterval,
+    pongTimeout: config.pongTimeout,
     allowedOrigins: [],
     routes: {
-      "/": createPushHandler({ demo: config.demo, demoInterval: config.demoInterval, logger }),
+      "/": createPushHandler({
+        demo: config.demo,
+        demoInterval: config.demoInterval,
+        hub,
+        maxSubscriptions: config.maxSubscriptions,
+        logger,
+      }),
       "/echo": echoHandler,
     },
     logger,
+    metrics,
   });
   const wsAddr = ws.listen();
   let http;
@@ -65,7 +82,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       port: config.httpPort,
       wsPort: wsAddr.port,
       demo: config.demo,
+      hub,
+      publishToken: config.publishToken,
+      maxMessageBytes: config.maxMessageBytes,
       logger,
+      metrics,
     });
   } catch (err) {
     await ws.shutdown();
@@ -77,10 +98,24 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     : origins.length > 0
     ? origins
     : pageOrigins(config.hostname, http.addr.port);
+  metrics.setGauges({
+    connections: () => ws.clients.size,
+    channels: () => hub.stats().channels,
+    activeChannels: () => hub.stats().active,
+    historyMessages: () => hub.stats().historyMessages,
+    historyBytes: () => hub.stats().historyBytes,
+    queuedBytes: () => {
+      let total = 0;
+      for (const c of ws.clients) total += c.queuedBytes;
+      return total;
+    },
+  });
   return {
     wsAddr,
     httpAddr: http.addr,
     ws,
+    hub,
+    metrics,
     async shutdown(drainMs = 0) {
       await Promise.all([ws.shutdown(undefined, undefined, drainMs), http.shutdown()]);
     },

@@ -39,6 +39,18 @@ export interface Config {
   maxQueueBytes: number;
   /** A write that makes no progress for this long ends the connection. */
   sendTimeout: number;
+  /** Publications kept per channel for resume. */
+  history: number;
+  /** Bytes of publications kept per channel. */
+  historyBytes: number;
+  /** Channels one client may subscribe to at once. */
+  maxSubscriptions: number;
+  /** Ping a client that sent nothing for this long; 0 disables pings. */
+  pingInterval: number;
+  /** A pinged client that sends nothing for this long is disconnected. */
+  pongTimeout: number;
+  /** Bearer token required by the publish API; empty = only loopback peers may publish. */
+  publishToken: string;
   /** Browser origins allowed to connect: exact origins, or ["*"]; empty = the page's own. */
   allowedOrigins: string[];
   /** Log verbosity. */
@@ -198,6 +210,48 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "10s",
     help: "A write stalled this long ends the connection.",
     parse: duration(1, 600_000),
+  },
+  {
+    key: "history",
+    flag: "history",
+    default: "100",
+    help: "Publications kept per channel for resume (0 = none).",
+    parse: integer(0, 1_000_000),
+  },
+  {
+    key: "historyBytes",
+    flag: "history-bytes",
+    default: "4MiB",
+    help: "Bytes of publications kept per channel.",
+    parse: size(0, 1024 * 1024 * 1024),
+  },
+  {
+    key: "maxSubscriptions",
+    flag: "max-subscriptions",
+    default: "100",
+    help: "Channels one client may subscribe to at once.",
+    parse: integer(1, 100_000),
+  },
+  {
+    key: "pingInterval",
+    flag: "ping-interval",
+    default: "30s",
+    help: "Ping a client that has been silent this long (0 = never).",
+    parse: duration(0, 3_600_000),
+  },
+  {
+    key: "pongTimeout",
+    flag: "pong-timeout",
+    default: "10s",
+    help: "Disconnect a pinged client that stays silent this long.",
+    parse: duration(1, 600_000),
+  },
+  {
+    key: "publishToken",
+    flag: "publish-token",
+    default: "",
+    help: "Bearer token for POST /publish; empty = loopback peers only.",
+    parse: (v) => v,
   },
   {
     key: "allowedOrigins",

@@ -1,7 +1,7 @@
 /**
  * Options: defaults, flags, environment variables, precedence and clear errors.
  */
-import { assertEquals, assertStringIncludes, assertThrows } from "@std/assert";
+import { assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
 import {
   ConfigError,
   defaultConfig,
@@ -84,9 +84,11 @@ Deno.test("every option has a PUSH_ environment variable and a line in --help", 
 Deno.test("the README documents every option with its environment variable and default", async () => {
   const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
   for (const option of OPTIONS) {
-    assertStringIncludes(
-      readme,
-      `| \`--${option.flag}\` | \`${envName(option.flag)}\` | \`${option.default || '""'}\` |`,
+    const row = new RegExp(
+      `\\|\\s*\`--${option.flag}\`\\s*\\|\\s*\`${envName(option.flag)}\`\\s*\\|\\s*\`${
+        (option.default || '""').replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+      }\`\\s*\\|`,
     );
+    assertMatch(readme, row, `README row for --${option.flag}`);
   }
 });

@@ -1,10 +1,13 @@
 /**
  * The HTTP side (`Deno.serve` on its own port): the client page, `/config.json` (where the page
- * learns the WebSocket URL) and `/healthz`.
+ * learns the WebSocket URL), the publish API, `/metrics` and `/healthz`.
  *
  * @module
  */
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Hub } from "../push/hub.ts";
+import { createPublishHandler } from "./publish_api.ts";
 import { loadStaticFiles } from "./static_files.ts";
 
 /** Options of {@linkcode startHttpServer}. */
@@ -17,8 +20,16 @@ export interface HttpServerOptions {
   wsPort: number;
   /** Whether the demo feed is on (shown by the page). */
   demo: boolean;
+  /** The channel registry the publish API publishes to. */
+  hub: Hub;
+  /** Bearer token for the publish API; empty = loopback only. */
+  publishToken: string;
+  /** Largest publish body. */
+  maxMessageBytes: number;
   /** Where events are logged. */
   logger: Logger;
+  /** Where events are counted (served at `/metrics`). */
+  metrics: Metrics;
 }
 
 /** The running page server. */
@@ -57,8 +68,18 @@ function json(body: unknown, status = 200): Response {
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const files = await loadStaticFiles();
   const { logger } = options;
-  const handler = (request: Request): Response => {
+  const publish = createPublishHandler({
+    hub: options.hub,
+    token: options.publishToken,
+    maxMessageBytes: options.maxMessageBytes,
+    logger,
+    metrics: options.metrics,
+  });
+  const handler = (request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
     const url = new URL(request.url);
+    if (url.pathname === "/publish") {
+      return publish(request, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return json({ error: `Method ${request.method} is not allowed here.` }, 405);
     }
@@ -69,6 +90,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       });
     }
     if (url.pathname === "/healthz") return json({ status: "ok" });
+    if (url.pathname === "/metrics") {
+      return new Response(options.metrics.render(), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    }
     const file = files.get(url.pathname);
     if (file) {
       return new Response(file.body, {

@@ -12,6 +12,7 @@ import type { UpgradeRequest } from "../protocol/handshake.ts";
 import { MessageReader, type WebSocketEvent } from "../protocol/message.ts";
 import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import { ClientQueue } from "../push/client_queue.ts";
 import { runPushLoop, writeFully } from "../push/push_loop.ts";
 
@@ -44,10 +45,16 @@ export interface ConnectionOptions {
   closeTimeout: number;
   /** How long a write may make no progress. */
   sendTimeout: number;
+  /** Ping the client after this much silence; 0 disables pings. */
+  pingInterval: number;
+  /** Drop a pinged client that stays silent this long. */
+  pongTimeout: number;
   /** The route's behaviour. */
   handler: ConnectionHandler;
   /** Where events are logged. */
   logger: Logger;
+  /** Where events are counted. */
+  metrics: Metrics;
   /** Called first once the connection has ended (the server drops it from its registry). */
   onFinished?: (c: Connection) => void;
 }
@@ -91,6 +98,10 @@ export class Connection {
   #closeDeadline = Infinity;
   #writeSince = 0;
   #endReason = "";
+  /** When the peer last sent bytes: any traffic proves it alive, not only pongs. */
+  #lastHeard = performance.now();
+  /** When the outstanding ping was sent, or 0 when none is. */
+  #pingSentAt = 0;
 
   /**
    * Takes over `conn` after the handshake. `leftover` holds bytes that arrived after the request
@@ -168,7 +179,11 @@ export class Connection {
    */
   sendFrame(frame: Uint8Array): boolean {
     if (this.#state !== "open") return false;
-    if (this.#queue.push(frame)) return true;
+    if (this.#queue.push(frame)) {
+      this.#options.metrics.messagesPushed++;
+      return true;
+    }
+    this.#options.metrics.slowConsumerDisconnects++;
     this.#options.logger.warn("client.slow_consumer", {
       client: this.id,
       queued_bytes: this.#queue.bytes,
@@ -187,22 +202,39 @@ export class Connection {
     if (this.#state !== "open") return;
     this.#state = "closing";
     this.closeSent = { code, reason };
+    this.#options.metrics.closeCodesSent.inc(code);
     this.#queue.seal(encodeCloseFrame(code, reason), discard);
     this.#closeDeadline = performance.now() + this.#options.closeTimeout;
     this.controller.abort();
   }
 
   /**
-   * Checks the deadlines: the peer's close reply and a stalled write. The server calls this from
-   * one shared ticker for all connections, instead of one timer per connection.
+   * Checks the deadlines (the peer's close reply, a stalled write, the pong) and sends heartbeat
+   * pings. The server calls this from one shared ticker for all connections, instead of one
+   * timer per connection.
    */
   tick(now: number): void {
     if (this.#state === "closed") return;
+    const o = this.#options;
     if (now > this.#closeDeadline) {
       this.#destroy("close timeout");
-    } else if (this.#writeSince !== 0 && now - this.#writeSince > this.#options.sendTimeout) {
-      this.#options.logger.warn("client.send_timeout", { client: this.id });
+    } else if (this.#writeSince !== 0 && now - this.#writeSince > o.sendTimeout) {
+      o.metrics.sendTimeouts++;
+      o.logger.warn("client.send_timeout", { client: this.id });
       this.#destroy("send timeout");
+    } else if (this.#state === "open" && o.pingInterval > 0) {
+      if (this.#pingSentAt === 0) {
+        if (now - this.#lastHeard >= o.pingInterval) {
+          this.#pingSentAt = now;
+          this.#queue.pushControl(PING);
+          o.metrics.pingsSent++;
+        }
+      } else if (now - this.#pingSentAt > o.pongTimeout) {
+        o.metrics.pingTimeouts++;
+        o.logger.warn("client.ping_timeout", { client: this.id });
+        // The peer may be gone: no data waits for it, and the close deadline bounds the rest.
+        this.close(CloseCode.PolicyViolation, "ping timeout", true);
+      }
     }
   }
 
@@ -215,6 +247,7 @@ export class Connection {
     this.#writeSince = performance.now();
     try {
       await writeFully(this.#conn, bytes);
+      this.#options.metrics.bytesPushed += bytes.length;
     } finally {
       this.#writeSince = 0;
     }
@@ -235,6 +268,8 @@ export class Connection {
         this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
         return;
       }
+      this.#lastHeard = performance.now();
+      this.#pingSentAt = 0;
       if (this.#failed) continue; // after a protocol error, drain until the peer goes away
       if (!this.#feed(buffer.subarray(0, n))) return;
       // Grow the buffer only while large frames arrive; idle connections keep a small one.
@@ -259,6 +294,7 @@ export class Connection {
         this.#fail(CloseCode.InternalError, "internal error");
         return true;
       }
+      this.#options.metrics.protocolErrors.inc(err.failure);
       this.#options.logger.warn("connection.protocol_error", {
         client: this.id,
         failure: err.failure,
@@ -279,6 +315,7 @@ export class Connection {
     switch (event.type) {
       case "text":
       case "binary":
+        this.#options.metrics.messagesReceived++;
         if (this.#state === "open") this.#options.handler.onMessage(this, event);
         return;
       case "ping":
@@ -290,6 +327,7 @@ export class Connection {
         return;
       case "close":
         this.closeReceived = { code: event.code, reason: event.reason };
+        this.#options.metrics.closeCodesReceived.inc(event.code);
         if (this.#state === "open") {
           // Echo the peer's code (§5.5.1); 1005 means it sent none, so neither do we.
           this.close(event.code, event.code === CloseCode.NoStatus ? "" : event.reason);
@@ -326,6 +364,9 @@ export class Connection {
     }
   }
 }
+
+/** The heartbeat ping: empty, so one shared frame serves every connection. */
+const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
 
 function errorText(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);

@@ -18,6 +18,7 @@ import {
   validateUpgrade,
 } from "../protocol/handshake.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import { writeFully } from "../push/push_loop.ts";
 import { Connection, type ConnectionHandler } from "./connection.ts";
 
@@ -41,12 +42,18 @@ export interface WebSocketServerOptions {
   closeTimeout: number;
   /** Longest stalled write. */
   sendTimeout: number;
+  /** Ping after this much silence; 0 disables pings. */
+  pingInterval: number;
+  /** Drop a pinged client silent this long. */
+  pongTimeout: number;
   /** Browser origins allowed to connect, or "*". */
   allowedOrigins: readonly string[] | "*";
   /** WebSocket endpoints by path. */
   routes: Record<string, ConnectionHandler>;
   /** Where events are logged. */
   logger: Logger;
+  /** Where events are counted. */
+  metrics: Metrics;
 }
 
 interface PendingHandshake {
@@ -101,17 +108,11 @@ export class WebSocketServer {
   listen(): Deno.NetAddr {
     const { hostname, port } = this.#options;
     this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
-    const tickMs = Math.min(
-      1000,
-      Math.max(
-        10,
-        Math.min(
-          this.#options.handshakeTimeout,
-          this.#options.closeTimeout,
-          this.#options.sendTimeout,
-        ) / 4,
-      ),
-    );
+    // One ticker for every deadline of every connection, fine enough for the shortest one.
+    const o = this.#options;
+    const deadlines = [o.handshakeTimeout, o.closeTimeout, o.sendTimeout, o.pongTimeout];
+    if (o.pingInterval > 0) deadlines.push(o.pingInterval);
+    const tickMs = Math.min(1000, Math.max(10, Math.min(...deadlines) / 4));
     this.#ticker = setInterval(() => this.#tick(), tickMs);
     this.#acceptLoop = this.#accept(this.#listener);
     const addr = this.#listener.addr as Deno.NetAddr;
@@ -268,6 +269,7 @@ export class WebSocketServer {
     remote: string,
     rejection: HandshakeRejection,
   ) {
+    this.#options.metrics.handshakesRejected.inc(rejection.status);
     this.#options.logger.warn("handshake.rejected", {
       remote,
       status: rejection.status,
@@ -294,11 +296,15 @@ export class WebSocketServer {
       maxQueueBytes: o.maxQueueBytes,
       closeTimeout: o.closeTimeout,
       sendTimeout: o.sendTimeout,
+      pingInterval: o.pingInterval,
+      pongTimeout: o.pongTimeout,
       handler,
       logger: o.logger,
+      metrics: o.metrics,
       onFinished: (c) => this.#clients.delete(c),
     });
     this.#clients.add(c);
+    o.metrics.connectionsTotal++;
     o.logger.info("handshake.accepted", {
       client: c.id,
       remote,
@@ -313,6 +319,7 @@ export class WebSocketServer {
     for (const p of this.#pending) {
       if (now > p.deadline) {
         this.#pending.delete(p);
+        this.#options.metrics.handshakeTimeouts++;
         this.#options.logger.info("handshake.timeout", { remote: formatAddr(p.conn.remoteAddr) });
         closeQuietly(p.conn);
       }

@@ -1,14 +1,21 @@
 /**
- * The push endpoint (`/`): every client gets its own push loop and, unless disabled, the demo
- * feed. Text commands from the client: `quit` closes the connection with 1000; anything else is
- * logged and acknowledged with "Server received: …".
+ * The push endpoint (`/`): every client gets its own push loop, the demo feed unless it opts out,
+ * and channel subscriptions.
+ *
+ * Text commands from the client (the first word decides; anything else is free text):
+ * - `quit` — close with 1000;
+ * - `subscribe NAME [EPOCH:ID]` — join a channel, resuming after EPOCH:ID when given;
+ * - `unsubscribe NAME` — leave a channel;
+ * - anything else is logged and acknowledged with "Server received: …".
+ * A malformed command gets a JSON `{"error": …}` message, never a disconnect.
  *
  * @module
  */
 import { CloseCode } from "../protocol/close.ts";
-import type { ConnectionHandler } from "../net/connection.ts";
+import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import type { Logger } from "../log.ts";
 import { runDemoFeed } from "./demo_feed.ts";
+import { type Hub, isValidChannelName, parsePosition, type Position } from "./hub.ts";
 
 /** Options of {@linkcode createPushHandler}. */
 export interface PushHandlerOptions {
@@ -16,19 +23,105 @@ export interface PushHandlerOptions {
   demo: boolean;
   /** The demo feed's wait range in ms. */
   demoInterval: readonly [number, number];
+  /** The channel registry. */
+  hub: Hub;
+  /** Channels one client may be subscribed to at once. */
+  maxSubscriptions: number;
   /** Where events are logged. */
   logger: Logger;
 }
 
-/** The longest client text echoed into a log line or an acknowledgement preview. */
+/** The longest client text echoed into a log line. */
 const PREVIEW_CHARS = 200;
+
+function sendError(c: Connection, error: string): void {
+  c.sendText(JSON.stringify({ error }));
+}
 
 /** Creates the handler of the push endpoint. */
 export function createPushHandler(options: PushHandlerOptions): ConnectionHandler {
-  const { logger } = options;
+  const { hub, logger } = options;
+
+  function subscribe(c: Connection, channel: string, since: Position | undefined): void {
+    if (!isValidChannelName(channel)) {
+      return sendError(
+        c,
+        `Invalid channel name "${channel.slice(0, 80)}": use 1-64 of A-Z a-z 0-9 _ - .`,
+      );
+    }
+    if (
+      hub.subscriptionsOf(c).size >= options.maxSubscriptions &&
+      !hub.subscriptionsOf(c).has(channel)
+    ) {
+      return sendError(
+        c,
+        `Too many subscriptions: at most ${options.maxSubscriptions} channels per client.`,
+      );
+    }
+    if (!hub.subscribe(c, channel, since)) return sendError(c, `Already subscribed to ${channel}.`);
+    logger.info("client.subscribe", {
+      client: c.id,
+      channel,
+      since: since && `${since.epoch}:${since.id}`,
+    });
+  }
+
+  function command(c: Connection, text: string): boolean {
+    const words = text.split(" ");
+    switch (words[0]) {
+      case "quit":
+        if (words.length > 1) return false;
+        logger.info("client.quit", { client: c.id });
+        c.close(CloseCode.Normal, "quit");
+        return true;
+      case "subscribe": {
+        if (words.length < 2 || words.length > 3) {
+          sendError(c, "Usage: subscribe NAME [EPOCH:ID]");
+          return true;
+        }
+        let since: Position | undefined;
+        if (words.length === 3) {
+          const parsed = parsePosition(words[2]);
+          if (!parsed) {
+            sendError(c, `Invalid position "${words[2].slice(0, 80)}": expected EPOCH:ID.`);
+            return true;
+          }
+          since = parsed;
+        }
+        subscribe(c, words[1], since);
+        return true;
+      }
+      case "unsubscribe":
+        if (words.length !== 2) {
+          sendError(c, "Usage: unsubscribe NAME");
+        } else if (hub.unsubscribe(c, words[1])) {
+          c.sendText(JSON.stringify({ notice: "unsubscribed", channel: words[1] }));
+          logger.info("client.unsubscribe", { client: c.id, channel: words[1] });
+        } else {
+          sendError(c, `Not subscribed to ${words[1].slice(0, 80)}.`);
+        }
+        return true;
+      default:
+        return false;
+    }
+  }
+
   return {
     onOpen(c) {
-      const optOut = /^(0|false|no|off)$/i.test(c.request.query.get("demo") ?? "");
+      // Leave every channel as soon as the connection starts closing, not when it has closed.
+      c.signal.addEventListener("abort", () => hub.unsubscribeAll(c), { once: true });
+      const query = c.request.query;
+      const since = new Map<string, Position>();
+      for (const item of (query.get("since") ?? "").split(",").filter(Boolean)) {
+        const colon = item.indexOf(":");
+        const position = colon > 0 ? parsePosition(item.slice(colon + 1)) : null;
+        if (position) since.set(item.slice(0, colon), position);
+        else sendError(c, `Invalid since "${item.slice(0, 80)}": expected NAME:EPOCH:ID.`);
+      }
+      for (const channel of (query.get("channels") ?? "").split(",").filter(Boolean)) {
+        subscribe(c, channel, since.get(channel));
+      }
+      const optOut = /^(0|false|no|off)$/i.test(query.get("demo") ?? "");
       if (options.demo && !optOut) {
         runDemoFeed(c, c.signal, options.demoInterval).catch((err) => {
           logger.error("demo.failed", { client: c.id, error: String(err) });
@@ -41,14 +134,9 @@ export function createPushHandler(options: PushHandlerOptions): ConnectionHandle
         c.sendText(`Server received ${message.data.length} bytes of binary data`);
         return;
       }
-      const text = message.data;
-      if (text === "quit") {
-        logger.info("client.quit", { client: c.id });
-        c.close(CloseCode.Normal, "quit");
-        return;
-      }
-      logger.info("client.message", { client: c.id, text: text.slice(0, PREVIEW_CHARS) });
-      c.sendText(`Server received: ${text}`);
+      if (command(c, message.data)) return;
+      logger.info("client.message", { client: c.id, text: message.data.slice(0, PREVIEW_CHARS) });
+      c.sendText(`Server received: ${message.data}`);
     },
   };
 }

@@ -1,0 +1,161 @@
+/**
+ * `POST /publish?channel=NAME`: the body is the message. Text for `text/*` and
+ * `application/json` (embedded as JSON in the envelope), binary (base64 in the envelope)
+ * otherwise. Answers `{"channel","epoch","id","delivered"}`; every error is JSON
+ * `{"error": …}` with a precise status.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { type Hub, isValidChannelName, type Publication } from "../push/hub.ts";
+
+/** Options of {@linkcode createPublishHandler}. */
+export interface PublishOptions {
+  /** The channel registry. */
+  hub: Hub;
+  /** Required bearer token; empty means only loopback peers may publish. */
+  token: string;
+  /** Largest body accepted (413 beyond). */
+  maxMessageBytes: number;
+  /** Where events are logged. */
+  logger: Logger;
+  /** Where events are counted. */
+  metrics: Metrics;
+}
+
+const encoder = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Whether `hostname` is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped 127.x). */
+export function isLoopback(hostname: string): boolean {
+  return hostname === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(hostname);
+}
+
+async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
+}
+
+/** Compares two equal-length byte arrays in time independent of where they differ. */
+function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = a.length ^ b.length;
+  for (let i = 0; i < a.length && i < b.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
+
+class PublishError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** Reads the body, refusing (413) as soon as it passes `max` bytes, whatever Content-Length says. */
+async function readBody(request: Request, max: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get("content-length") ?? NaN);
+  if (declared > max) {
+    throw new PublishError(413, `The message is ${declared} bytes; the limit is ${max}.`);
+  }
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  if (request.body) {
+    for await (const chunk of request.body) {
+      total += chunk.length;
+      if (total > max) {
+        throw new PublishError(413, `The message exceeds the limit of ${max} bytes.`);
+      }
+      parts.push(chunk);
+    }
+  }
+  const body = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    body.set(part, at);
+    at += part.length;
+  }
+  return body;
+}
+
+/** Turns a body into a {@linkcode Publication} according to its Content-Type. */
+export function toPublication(contentType: string, body: Uint8Array): Publication {
+  const type = contentType.split(";")[0].trim().toLowerCase();
+  const isJson = type === "application/json" || type.endsWith("+json");
+  if (!isJson && !type.startsWith("text/")) return { kind: "binary", bytes: body };
+  let text: string;
+  try {
+    text = strictUtf8.decode(body);
+  } catch {
+    throw new PublishError(
+      400,
+      "The body is not valid UTF-8; send binary data as application/octet-stream.",
+    );
+  }
+  if (!isJson) return { kind: "text", text };
+  try {
+    // Re-serialised: the envelope gets compact JSON whatever formatting the publisher used.
+    return { kind: "json", json: JSON.stringify(JSON.parse(text)) };
+  } catch (err) {
+    throw new PublishError(400, `The body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Creates the handler of `POST /publish`. */
+export function createPublishHandler(options: PublishOptions) {
+  const tokenDigest = options.token ? sha256(options.token) : null;
+  const json = (body: unknown, status: number, headers: Record<string, string> = {}) =>
+    new Response(JSON.stringify(body), {
+      status,
+      headers: { "content-type": "application/json; charset=utf-8", ...headers },
+    });
+
+  async function authorize(request: Request, peer: string): Promise<void> {
+    if (tokenDigest === null) {
+      if (!isLoopback(peer)) {
+        throw new PublishError(
+          403,
+          "Publishing is allowed from loopback only unless --publish-token is set.",
+        );
+      }
+      return;
+    }
+    const m = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "");
+    if (!m || !timingSafeEqual(await sha256(m[1]), await tokenDigest)) {
+      throw new PublishError(401, "A valid Authorization: Bearer <token> header is required.", {
+        "www-authenticate": 'Bearer realm="publish"',
+      });
+    }
+  }
+
+  return async (request: Request, peer: string): Promise<Response> => {
+    const channel = new URL(request.url).searchParams.get("channel") ?? "";
+    try {
+      if (request.method !== "POST") {
+        throw new PublishError(405, "Use POST to publish.", { allow: "POST" });
+      }
+      await authorize(request, peer);
+      if (!isValidChannelName(channel)) {
+        throw new PublishError(400, "Invalid or missing ?channel=: use 1-64 of A-Z a-z 0-9 _ - .");
+      }
+      const body = await readBody(request, options.maxMessageBytes);
+      const publication = toPublication(request.headers.get("content-type") ?? "", body);
+      const { id, delivered } = options.hub.publish(channel, publication);
+      options.metrics.publishes++;
+      options.logger.debug("publish", { channel, id, delivered, bytes: body.length });
+      return json({ channel, epoch: options.hub.epoch, id, delivered }, 200);
+    } catch (err) {
+      if (!(err instanceof PublishError)) throw err;
+      options.metrics.publishesRejected.inc(err.status);
+      options.logger.warn("publish.rejected", {
+        peer,
+        channel: channel.slice(0, 80),
+        status: err.status,
+        reason: err.message,
+      });
+      await request.body?.cancel().catch(() => {});
+      return json({ error: err.message }, err.status, err.headers);
+    }
+  };
+}

@@ -1,0 +1,217 @@
+/**
+ * Process-wide counters, rendered in the Prometheus text exposition format (version 0.0.4) for
+ * `GET /metrics`. Counting is a field increment on the hot path; the text is built only when
+ * scraped.
+ *
+ * @module
+ */
+
+/** A counter broken down by one label, e.g. close codes. */
+export class LabeledCounter {
+  readonly #values = new Map<string, number>();
+
+  /** Adds `n` (default 1) to the series with label value `label`. */
+  inc(label: string | number, n = 1): void {
+    const key = String(label);
+    this.#values.set(key, (this.#values.get(key) ?? 0) + n);
+  }
+
+  /** The current value for `label` (0 when never counted). */
+  get(label: string | number): number {
+    return this.#values.get(String(label)) ?? 0;
+  }
+
+  /** Every (label, value) pair, sorted by label. */
+  entries(): [string, number][] {
+    return [...this.#values].sort(([a], [b]) => a.localeCompare(b));
+  }
+}
+
+/** Gauges read when scraped (current connections, history sizes …). */
+export interface MetricGauges {
+  /** WebSocket clients connected now. */
+  connections: () => number;
+  /** Channels that exist now. */
+  channels: () => number;
+  /** Channels with at least one subscriber now. */
+  activeChannels: () => number;
+  /** Messages kept in history over all channels. */
+  historyMessages: () => number;
+  /** Bytes kept in history over all channels. */
+  historyBytes: () => number;
+  /** Bytes waiting in all outgoing queues. */
+  queuedBytes: () => number;
+}
+
+/** Every counter the server keeps. */
+export class Metrics {
+  /** Connections that completed the handshake. */
+  connectionsTotal = 0;
+  /** Handshakes refused, by HTTP status. */
+  readonly handshakesRejected: LabeledCounter = new LabeledCounter();
+  /** Handshakes that timed out. */
+  handshakeTimeouts = 0;
+  /** Messages queued to clients (pushes, acks, echoes, channel messages). */
+  messagesPushed = 0;
+  /** Bytes written to WebSocket sockets (frames with headers). */
+  bytesPushed = 0;
+  /** Messages received from clients. */
+  messagesReceived = 0;
+  /** Publishes accepted by the API. */
+  publishes = 0;
+  /** Publishes refused, by HTTP status. */
+  publishesRejected: LabeledCounter = new LabeledCounter();
+  /** Clients dropped because their queue overflowed. */
+  slowConsumerDisconnects = 0;
+  /** Clients dropped because a write stalled past `--send-timeout`. */
+  sendTimeouts = 0;
+  /** Heartbeat pings sent. */
+  pingsSent = 0;
+  /** Clients dropped because they did not answer a ping in time. */
+  pingTimeouts = 0;
+  /** Close frames sent, by code. */
+  readonly closeCodesSent: LabeledCounter = new LabeledCounter();
+  /** Close frames received, by code. */
+  readonly closeCodesReceived: LabeledCounter = new LabeledCounter();
+  /** Protocol errors, by failure. */
+  readonly protocolErrors: LabeledCounter = new LabeledCounter();
+  #gauges: MetricGauges | null = null;
+
+  /** Connects the gauges (the app does this once the servers exist). */
+  setGauges(gauges: MetricGauges): void {
+    this.#gauges = gauges;
+  }
+
+  /** Renders every metric in the Prometheus text format. */
+  render(): string {
+    const out: string[] = [];
+    const metric = (name: string, type: string, help: string, series: [string, number][]) => {
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+      for (const [labels, value] of series) out.push(`${name}${labels} ${value}`);
+    };
+    const single = (value: number): [string, number][] => [["", value]];
+    const labeled = (label: string, c: LabeledCounter): [string, number][] =>
+      c.entries().map(([k, v]) => [`{${label}="${escapeLabel(k)}"}`, v]);
+    const g = this.#gauges;
+    metric(
+      "push_connections",
+      "gauge",
+      "WebSocket clients connected now.",
+      single(g?.connections() ?? 0),
+    );
+    metric(
+      "push_connections_total",
+      "counter",
+      "WebSocket handshakes accepted.",
+      single(this.connectionsTotal),
+    );
+    metric(
+      "push_handshakes_rejected_total",
+      "counter",
+      "WebSocket handshakes refused, by HTTP status.",
+      labeled("status", this.handshakesRejected),
+    );
+    metric(
+      "push_handshake_timeouts_total",
+      "counter",
+      "Handshakes not finished in time.",
+      single(this.handshakeTimeouts),
+    );
+    metric(
+      "push_messages_pushed_total",
+      "counter",
+      "Messages queued to clients.",
+      single(this.messagesPushed),
+    );
+    metric(
+      "push_bytes_pushed_total",
+      "counter",
+      "Bytes written to WebSocket clients.",
+      single(this.bytesPushed),
+    );
+    metric(
+      "push_messages_received_total",
+      "counter",
+      "Messages received from clients.",
+      single(this.messagesReceived),
+    );
+    metric(
+      "push_publishes_total",
+      "counter",
+      "Publishes accepted by the API.",
+      single(this.publishes),
+    );
+    metric(
+      "push_publishes_rejected_total",
+      "counter",
+      "Publishes refused, by HTTP status.",
+      labeled("status", this.publishesRejected),
+    );
+    metric(
+      "push_slow_consumer_disconnects_total",
+      "counter",
+      "Clients dropped because their outgoing queue overflowed.",
+      single(this.slowConsumerDisconnects),
+    );
+    metric(
+      "push_send_timeouts_total",
+      "counter",
+      "Clients dropped for a stalled write.",
+      single(this.sendTimeouts),
+    );
+    metric(
+      "push_ping_timeouts_total",
+      "counter",
+      "Clients dropped for not answering a ping.",
+      single(this.pingTimeouts),
+    );
+    metric(
+      "push_close_codes_sent_total",
+      "counter",
+      "Close frames sent, by code.",
+      labeled("code", this.closeCodesSent),
+    );
+    metric(
+      "push_close_codes_received_total",
+      "counter",
+      "Close frames received, by code.",
+      labeled("code", this.closeCodesReceived),
+    );
+    metric(
+      "push_protocol_errors_total",
+      "counter",
+      "Protocol errors, by failure.",
+      labeled("failure", this.protocolErrors),
+    );
+    metric("push_channels", "gauge", "Channels that exist now.", single(g?.channels() ?? 0));
+    metric(
+      "push_channels_active",
+      "gauge",
+      "Channels with subscribers now.",
+      single(g?.activeChannels() ?? 0),
+    );
+    metric(
+      "push_history_messages",
+      "gauge",
+      "Messages kept in channel history.",
+      single(g?.historyMessages() ?? 0),
+    );
+    metric(
+      "push_history_bytes",
+      "gauge",
+      "Bytes kept in channel history.",
+      single(g?.historyBytes() ?? 0),
+    );
+    metric(
+      "push_queued_bytes",
+      "gauge",
+      "Bytes waiting in outgoing queues.",
+      single(g?.queuedBytes() ?? 0),
+    );
+    return out.join("\n") + "\n";
+  }
+}
+
+function escapeLabel(value: string): string {
+  return value.replaceAll("\\", "\\\\").replaceAll('"', '\\"').replaceAll("\n", "\\n");
+}

@@ -1,0 +1,131 @@
+/**
+ * The publish API: delivery, content types, auth and every error status.
+ */
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { createPublishHandler, isLoopback, toPublication } from "../../src/http/publish_api.ts";
+import { Hub } from "../../src/push/hub.ts";
+import { Logger } from "../../src/log.ts";
+import { Metrics } from "../../src/metrics.ts";
+import { startTestServer } from "../support/server.ts";
+import { TestSocket } from "../support/ws_client.ts";
+
+async function publish(
+  base: string,
+  channel: string,
+  body: BodyInit,
+  headers: Record<string, string> = {},
+) {
+  const response = await fetch(`${base}/publish?channel=${encodeURIComponent(channel)}`, {
+    method: "POST",
+    body,
+    headers: { "content-type": "text/plain", ...headers },
+  });
+  return { status: response.status, body: await response.json(), headers: response.headers };
+}
+
+Deno.test("POST /publish delivers to subscribers and answers channel, epoch, id, delivered", async () => {
+  await using server = await startTestServer();
+  await using a = new TestSocket(server.wsUrl + "/?channels=news");
+  await using b = new TestSocket(server.wsUrl + "/?channels=news,sports");
+  await Promise.all([a.opened, b.opened]);
+  await a.nextMatching(/subscribed/);
+  await b.nextMatching(/"sports"/);
+  const result = await publish(server.httpUrl, "news", "hello");
+  assertEquals(result.status, 200);
+  assertEquals(result.body, { channel: "news", epoch: server.hub.epoch, id: 1, delivered: 2 });
+  for (const ws of [a, b]) {
+    assertEquals(JSON.parse(await ws.next() as string), {
+      channel: "news",
+      epoch: server.hub.epoch,
+      id: 1,
+      data: "hello",
+    });
+  }
+  const sports = await publish(server.httpUrl, "sports", '{"score": [1, 2]}', {
+    "content-type": "application/json",
+  });
+  assertEquals(sports.body.delivered, 1);
+  assertEquals(JSON.parse(await b.next() as string).data, { score: [1, 2] });
+  const binary = await publish(server.httpUrl, "news", new Uint8Array([0, 255]), {
+    "content-type": "application/octet-stream",
+  });
+  assertEquals(binary.body.id, 2);
+  const message = JSON.parse(await a.next() as string);
+  assertEquals([message.data, message.encoding], ["AP8=", "base64"]);
+});
+
+Deno.test("publish errors: 400 bad channel, 400 bad JSON, 413 too big, 405 wrong method", async () => {
+  await using server = await startTestServer(["--max-message-bytes", "1KiB"]);
+  const bad = await publish(server.httpUrl, "no spaces", "x");
+  assertEquals(bad.status, 400);
+  assertStringIncludes(bad.body.error, "channel");
+  const missing = await fetch(`${server.httpUrl}/publish`, { method: "POST", body: "x" });
+  assertEquals(missing.status, 400);
+  await missing.body?.cancel();
+  const json = await publish(server.httpUrl, "c", "{nope", { "content-type": "application/json" });
+  assertEquals(json.status, 400);
+  assertStringIncludes(json.body.error, "JSON");
+  const utf8 = await publish(server.httpUrl, "c", new Uint8Array([0xff]), {
+    "content-type": "text/plain",
+  });
+  assertEquals(utf8.status, 400);
+  const big = await publish(server.httpUrl, "c", "x".repeat(1025));
+  assertEquals(big.status, 413);
+  // A streamed body without Content-Length is cut off at the limit too.
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let i = 0; i < 4; i++) controller.enqueue(new Uint8Array(512));
+      controller.close();
+    },
+  });
+  assertEquals((await publish(server.httpUrl, "c", stream)).status, 413);
+  const get = await fetch(`${server.httpUrl}/publish?channel=c`);
+  assertEquals([get.status, get.headers.get("allow")], [405, "POST"]);
+  await get.body?.cancel();
+  assertEquals(server.hub.stats().historyMessages, 0, "nothing was published");
+});
+
+Deno.test("with --publish-token, publishing needs the bearer token (401 otherwise)", async () => {
+  await using server = await startTestServer(["--publish-token", "s3cret"]);
+  const none = await publish(server.httpUrl, "c", "x");
+  assertEquals(none.status, 401);
+  assertStringIncludes(none.headers.get("www-authenticate") ?? "", "Bearer");
+  assertEquals(
+    (await publish(server.httpUrl, "c", "x", { authorization: "Bearer wrong" })).status,
+    401,
+  );
+  assertEquals(
+    (await publish(server.httpUrl, "c", "x", { authorization: "Bearer s3cret" })).status,
+    200,
+  );
+});
+
+Deno.test("without a token, only loopback peers may publish (403 otherwise)", async () => {
+  const handler = createPublishHandler({
+    hub: new Hub({ historySize: 1, historyBytes: 1024 }),
+    token: "",
+    maxMessageBytes: 1024,
+    logger: new Logger("silent"),
+    metrics: new Metrics(),
+  });
+  const request = () => new Request("http://x/publish?channel=c", { method: "POST", body: "x" });
+  assertEquals((await handler(request(), "192.0.2.7")).status, 403);
+  assertEquals((await handler(request(), "127.0.0.1")).status, 200);
+  assertEquals((await handler(request(), "::1")).status, 200);
+  for (const ok of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]) {
+    assert(isLoopback(ok), ok);
+  }
+  for (const bad of ["128.0.0.1", "::2", "10.0.0.1", "localhost"]) assert(!isLoopback(bad), bad);
+});
+
+Deno.test("toPublication picks text, JSON or binary from the content type", () => {
+  const bytes = new TextEncoder().encode('{"a": 1}');
+  assertEquals(toPublication("application/json; charset=utf-8", bytes), {
+    kind: "json",
+    json: '{"a":1}',
+  });
+  assertEquals(toPublication("application/vnd.x+json", bytes), { kind: "json", json: '{"a":1}' });
+  assertEquals(toPublication("text/plain", bytes), { kind: "text", text: '{"a": 1}' });
+  assertEquals(toPublication("", bytes).kind, "binary");
+  assertEquals(toPublication("image/png", bytes).kind, "binary");
+});

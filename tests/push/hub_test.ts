@@ -1,0 +1,160 @@
+/**
+ * The hub: notices, once-encoded broadcasts, publish order, resume and unsubscribe.
+ */
+import { assert, assertEquals, assertStrictEquals } from "@std/assert";
+import {
+  envelope,
+  Hub,
+  isValidChannelName,
+  parsePosition,
+  type Subscriber,
+} from "../../src/push/hub.ts";
+import { MessageReader } from "../../src/protocol/message.ts";
+
+/** A subscriber that records what it was sent, decoding frames back to text. */
+class Recorder implements Subscriber {
+  static #next = 1;
+  readonly id = Recorder.#next++;
+  frames: Uint8Array[] = [];
+  texts: string[] = [];
+  #reader = new MessageReader({ role: "client", maxMessageBytes: 1 << 20 }, (e) => {
+    if (e.type === "text") this.texts.push(e.data);
+  });
+  sendFrame(frame: Uint8Array): boolean {
+    this.frames.push(frame);
+    this.#reader.push(frame);
+    return true;
+  }
+  sendText(text: string): boolean {
+    this.texts.push(text);
+    return true;
+  }
+  get json(): Record<string, unknown>[] {
+    return this.texts.map((t) => JSON.parse(t));
+  }
+}
+
+Deno.test("Hub sends a subscribed notice, then publications as envelopes", () => {
+  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
+  const a = new Recorder();
+  hub.subscribe(a, "news");
+  assertEquals(hub.publish("news", { kind: "text", text: "hi" }), { id: 1, delivered: 1 });
+  hub.publish("news", { kind: "json", json: '{"x":1}' });
+  hub.publish("news", { kind: "binary", bytes: new Uint8Array([1, 2, 3]) });
+  assertEquals(a.json, [
+    { notice: "subscribed", channel: "news", epoch: "e1", id: 0 },
+    { channel: "news", epoch: "e1", id: 1, data: "hi" },
+    { channel: "news", epoch: "e1", id: 2, data: { x: 1 } },
+    { channel: "news", epoch: "e1", id: 3, data: "AQID", encoding: "base64" },
+  ]);
+});
+
+Deno.test("Hub encodes a broadcast once: every subscriber gets the same bytes", () => {
+  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20 });
+  const a = new Recorder();
+  const b = new Recorder();
+  hub.subscribe(a, "c");
+  hub.subscribe(b, "c");
+  assertEquals(hub.publish("c", { kind: "text", text: "x" }).delivered, 2);
+  assertStrictEquals(a.frames[0], b.frames[0]);
+});
+
+Deno.test("Hub keeps channels apart and publish order per channel", () => {
+  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
+  const a = new Recorder();
+  const b = new Recorder();
+  hub.subscribe(a, "one");
+  hub.subscribe(b, "two");
+  hub.subscribe(b, "one");
+  for (let i = 0; i < 5; i++) {
+    hub.publish("one", { kind: "text", text: `1-${i}` });
+    hub.publish("two", { kind: "text", text: `2-${i}` });
+  }
+  const data = (r: Recorder, ch: string) =>
+    r.json.filter((m) => m.channel === ch && "data" in m).map((m) => m.data);
+  assertEquals(data(a, "one"), ["1-0", "1-1", "1-2", "1-3", "1-4"]);
+  assertEquals(data(a, "two"), []);
+  assertEquals(data(b, "two"), ["2-0", "2-1", "2-2", "2-3", "2-4"]);
+  assertEquals(data(b, "one"), ["1-0", "1-1", "1-2", "1-3", "1-4"]);
+});
+
+Deno.test("Hub resumes from history: the missed messages, then live ones, no gap or duplicate", () => {
+  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
+  for (let i = 1; i <= 5; i++) hub.publish("news", { kind: "text", text: `m${i}` });
+  const a = new Recorder();
+  hub.subscribe(a, "news", { epoch: "e", id: 2 });
+  hub.publish("news", { kind: "text", text: "m6" });
+  assertEquals(a.json[0], {
+    notice: "subscribed",
+    channel: "news",
+    epoch: "e",
+    id: 5,
+    recovered: true,
+  });
+  assertEquals(a.json.slice(1).map((m) => m.id), [3, 4, 5, 6]);
+});
+
+Deno.test("Hub says messages were lost when history no longer covers the gap", () => {
+  const hub = new Hub({ historySize: 3, historyBytes: 1 << 20, epoch: "e" });
+  for (let i = 1; i <= 10; i++) hub.publish("news", { kind: "text", text: `m${i}` });
+  const a = new Recorder();
+  hub.subscribe(a, "news", { epoch: "e", id: 2 });
+  hub.publish("news", { kind: "text", text: "m11" });
+  assertEquals(a.json[0].notice, "lost");
+  assertEquals(a.json[1], {
+    notice: "subscribed",
+    channel: "news",
+    epoch: "e",
+    id: 10,
+    recovered: false,
+  });
+  assertEquals(a.json.slice(2).map((m) => m.id), [11]);
+});
+
+Deno.test("Hub says messages were lost when the epoch is another run's", () => {
+  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "new" });
+  hub.publish("news", { kind: "text", text: "m1" });
+  const a = new Recorder();
+  hub.subscribe(a, "news", { epoch: "old", id: 1 });
+  assertEquals(a.json[0].notice, "lost");
+  assert(String(a.json[0].reason).includes("restarted"));
+});
+
+Deno.test("Hub unsubscribe stops delivery and forgets empty channels without history", () => {
+  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20 });
+  const a = new Recorder();
+  assert(hub.subscribe(a, "x"));
+  assert(!hub.subscribe(a, "x"), "a second subscribe is refused");
+  assertEquals(hub.stats().channels, 1);
+  assert(hub.unsubscribe(a, "x"));
+  assert(!hub.unsubscribe(a, "x"));
+  assertEquals(hub.stats().channels, 0);
+  hub.subscribe(a, "y");
+  hub.publish("y", { kind: "text", text: "kept" });
+  hub.unsubscribeAll(a);
+  assertEquals(hub.publish("y", { kind: "text", text: "nobody" }).delivered, 0);
+  assertEquals(hub.stats(), {
+    channels: 1,
+    active: 0,
+    historyMessages: 2,
+    historyBytes: hub.stats().historyBytes,
+  });
+});
+
+Deno.test("channel names and positions are validated", () => {
+  for (const ok of ["news", "a", "A.b-c_9", "x".repeat(64)]) assert(isValidChannelName(ok), ok);
+  for (const bad of ["", "x".repeat(65), "a b", "a:b", "a,b", "é", "a/b"]) {
+    assert(!isValidChannelName(bad), bad);
+  }
+  assertEquals(parsePosition("k3x9:42"), { epoch: "k3x9", id: 42 });
+  for (const bad of ["k3x9", ":1", "k3x9:", "k3x9:-1", "k3x9:1.5", "a b:1"]) {
+    assertEquals(parsePosition(bad), null);
+  }
+});
+
+Deno.test("envelope escapes the channel and data as JSON", () => {
+  assertEquals(
+    JSON.parse(envelope("c", "e", 7, { kind: "text", text: 'quote " and \n newline' })),
+    { channel: "c", epoch: "e", id: 7, data: 'quote " and \n newline' },
+  );
+});
