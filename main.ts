@@ -27,7 +27,7 @@ if (import.meta.main) {
     if (stopping) return;
     stopping = true;
     logger.info("server.stopping", { signal, clients: app.ws.clients.size });
-    await app.shutdown(config.closeTimeout);
+    await app.shutdown(config.drainTimeout);
     logger.info("server.stopped");
     Deno.exit(0);
   };

@@ -31,26 +31,17 @@ export interface App {
   shutdown(drainMs?: number): Promise<void>;
 }
 
-/**
- * The origins of the page server as a browser on this machine reaches it. Used as the default
- * `--allowed-origins`: the page lives on another port than the WebSocket server, so a plain
- * same-origin check would refuse it.
- */
-export function pageOrigins(hostname: string, httpPort: number): string[] {
-  const hosts = new Set([hostname, "127.0.0.1", "localhost", "[::1]"]);
-  if (hostname === "0.0.0.0" || hostname === "::") hosts.delete(hostname);
-  return [...hosts].map((h) =>
-    `http://${h.includes(":") && !h.startsWith("[") ? `[${h}]` : h}:${httpPort}`
-  );
-}
-
 /** Starts the push server described by `config`. */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
+  const tls = config.tlsCert
+    ? { cert: await Deno.readTextFile(config.tlsCert), key: await Deno.readTextFile(config.tlsKey) }
+    : undefined;
   const hub = new Hub({ historySize: config.history, historyBytes: config.historyBytes });
   const ws = new WebSocketServer({
     hostname: config.hostname,
     port: config.wsPort,
+    tls,
     maxClients: config.maxClients,
     maxHeaderBytes: config.maxHeaderBytes,
     handshakeTimeout: config.handshakeTimeout,
@@ -60,7 +51,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     sendTimeout: config.sendTimeout,
     pingInterval: config.pingInterval,
     pongTimeout: config.pongTimeout,
-    allowedOrigins: [],
+    allowedOrigins: config.allowedOrigins.includes("*") ? "*" : config.allowedOrigins,
     routes: {
       "/": createPushHandler({
         demo: config.demo,
@@ -81,6 +72,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       hostname: config.hostname,
       port: config.httpPort,
       wsPort: wsAddr.port,
+      tls,
       demo: config.demo,
       hub,
       publishToken: config.publishToken,
@@ -92,12 +84,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     await ws.shutdown();
     throw err;
   }
-  const origins = config.allowedOrigins;
-  ws.allowedOrigins = origins.includes("*")
-    ? "*"
-    : origins.length > 0
-    ? origins
-    : pageOrigins(config.hostname, http.addr.port);
+  ws.pageOrigin = { port: http.addr.port, secure: tls !== undefined };
   metrics.setGauges({
     connections: () => ws.clients.size,
     channels: () => hub.stats().channels,

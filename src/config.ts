@@ -51,6 +51,12 @@ export interface Config {
   pongTimeout: number;
   /** Bearer token required by the publish API; empty = only loopback peers may publish. */
   publishToken: string;
+  /** Time clients get to answer the shutdown's close 1001 before the rest are cut off. */
+  drainTimeout: number;
+  /** PEM certificate chain file: serve wss:// and https:// (needs `tlsKey`). */
+  tlsCert: string;
+  /** PEM private key file for `tlsCert`. */
+  tlsKey: string;
   /** Browser origins allowed to connect: exact origins, or ["*"]; empty = the page's own. */
   allowedOrigins: string[];
   /** Log verbosity. */
@@ -254,6 +260,27 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: (v) => v,
   },
   {
+    key: "drainTimeout",
+    flag: "drain-timeout",
+    default: "5s",
+    help: "On SIGINT/SIGTERM, time clients get to answer close 1001.",
+    parse: duration(0, 600_000),
+  },
+  {
+    key: "tlsCert",
+    flag: "tls-cert",
+    default: "",
+    help: "PEM certificate chain file: serve wss:// and https://.",
+    parse: (v) => v,
+  },
+  {
+    key: "tlsKey",
+    flag: "tls-key",
+    default: "",
+    help: "PEM private key file for --tls-cert.",
+    parse: (v) => v,
+  },
+  {
     key: "allowedOrigins",
     flag: "allowed-origins",
     default: "",
@@ -331,6 +358,9 @@ export function parseConfig(
     } catch (err) {
       throw new ConfigError(`Invalid ${source}: ${(err as Error).message}.`);
     }
+  }
+  if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
+    throw new ConfigError("Options --tls-cert and --tls-key go together: give both or neither.");
   }
   return config as unknown as Config;
 }

@@ -557,12 +557,17 @@ ui["channel-form"].addEventListener("submit", (ev) => {
 });
 
 // Say goodbye properly so the server frees the connection at once instead of timing it out.
-globalThis.addEventListener("beforeunload", () => {
+// Say goodbye when the page goes away. beforeunload does not fire on every way a tab can close
+// (closing a target from DevTools, some mobile browsers), pagehide covers those; quitSent makes
+// sure only one quit is sent.
+function sayGoodbye() {
   if (!isOpen() || quitSent) return;
   userClosing = true;
   quitSent = true;
   socket.send("quit");
-});
+}
+globalThis.addEventListener("beforeunload", sayGoodbye);
+globalThis.addEventListener("pagehide", sayGoodbye);
 
 // Back online: no point waiting out the backoff.
 globalThis.addEventListener("online", () => {

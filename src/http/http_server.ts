@@ -18,6 +18,8 @@ export interface HttpServerOptions {
   port: number;
   /** The WebSocket server's port, announced to the page in `/config.json`. */
   wsPort: number;
+  /** PEM certificate and key: serve https:// (and announce wss://). */
+  tls?: { cert: string; key: string };
   /** Whether the demo feed is on (shown by the page). */
   demo: boolean;
   /** The channel registry the publish API publishes to. */
@@ -44,7 +46,12 @@ export interface HttpServer {
  * The WebSocket URL for a page fetched with `host` (the request's Host header): same host name
  * the browser used, the WebSocket port. So the page works however it was reached.
  */
-export function webSocketUrl(host: string | null, fallbackHost: string, wsPort: number): string {
+export function webSocketUrl(
+  host: string | null,
+  fallbackHost: string,
+  wsPort: number,
+  secure = false,
+): string {
   let hostname = fallbackHost;
   if (host) {
     try {
@@ -54,7 +61,7 @@ export function webSocketUrl(host: string | null, fallbackHost: string, wsPort: 
     }
   }
   if (hostname.includes(":") && !hostname.startsWith("[")) hostname = `[${hostname}]`;
-  return `ws://${hostname}:${wsPort}/`;
+  return `${secure ? "wss" : "ws"}://${hostname}:${wsPort}/`;
 }
 
 function json(body: unknown, status = 200): Response {
@@ -85,7 +92,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     if (url.pathname === "/config.json") {
       return json({
-        wsUrl: webSocketUrl(request.headers.get("host"), options.hostname, options.wsPort),
+        wsUrl: webSocketUrl(
+          request.headers.get("host"),
+          options.hostname,
+          options.wsPort,
+          options.tls !== undefined,
+        ),
         demo: options.demo,
       });
     }
@@ -106,6 +118,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const server = Deno.serve({
     hostname: options.hostname,
     port: options.port,
+    ...options.tls,
     onListen: () => {},
   }, handler);
   const addr = server.addr as Deno.NetAddr;

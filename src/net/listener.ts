@@ -28,6 +28,8 @@ export interface WebSocketServerOptions {
   hostname: string;
   /** Port to bind; 0 picks a free one. */
   port: number;
+  /** PEM certificate and key: accept TLS (wss://) instead of plain TCP. */
+  tls?: { cert: string; key: string };
   /** Most clients at once; the next handshake gets 503. */
   maxClients: number;
   /** Largest request head (431 beyond). */
@@ -46,8 +48,10 @@ export interface WebSocketServerOptions {
   pingInterval: number;
   /** Drop a pinged client silent this long. */
   pongTimeout: number;
-  /** Browser origins allowed to connect, or "*". */
+  /** Browser origins allowed to connect, or "*"; empty = the page server's own (`pageOrigin`). */
   allowedOrigins: readonly string[] | "*";
+  /** The page server's port and scheme, for the default Origin rule. */
+  pageOrigin?: { port: number; secure: boolean };
   /** WebSocket endpoints by path. */
   routes: Record<string, ConnectionHandler>;
   /** Where events are logged. */
@@ -94,9 +98,9 @@ export class WebSocketServer {
     this.#options = options;
   }
 
-  /** Browser origins allowed to connect. `main.ts` sets them once the page server's port is known. */
-  set allowedOrigins(origins: readonly string[] | "*") {
-    this.#options.allowedOrigins = origins;
+  /** The page server's port and scheme; the app sets it once the page server is bound. */
+  set pageOrigin(page: { port: number; secure: boolean }) {
+    this.#options.pageOrigin = page;
   }
 
   /** The connected clients (handshake done, not yet closed). */
@@ -107,7 +111,9 @@ export class WebSocketServer {
   /** Binds the port, starts accepting and returns the bound address. */
   listen(): Deno.NetAddr {
     const { hostname, port } = this.#options;
-    this.#listener = Deno.listen({ hostname, port, transport: "tcp" });
+    this.#listener = this.#options.tls
+      ? Deno.listenTls({ hostname, port, transport: "tcp", ...this.#options.tls })
+      : Deno.listen({ hostname, port, transport: "tcp" });
     // One ticker for every deadline of every connection, fine enough for the shortest one.
     const o = this.#options;
     const deadlines = [o.handshakeTimeout, o.closeTimeout, o.sendTimeout, o.pongTimeout];
@@ -253,6 +259,7 @@ export class WebSocketServer {
     const result = validateUpgrade(request, {
       paths: Object.keys(this.#options.routes),
       allowedOrigins: this.#options.allowedOrigins,
+      pageOrigin: this.#options.pageOrigin,
     });
     if (isRejection(result)) return result;
     if (this.#closing) return { status: 503, reason: "The server is shutting down." };

@@ -54,6 +54,12 @@ export interface UpgradeOptions {
    * Requests without an Origin header (non-browser clients) are always allowed.
    */
   allowedOrigins: readonly string[] | "*";
+  /**
+   * With an empty `allowedOrigins`, the page server's port and scheme: a browser may connect
+   * only from a page served there, on the same host name it uses for the WebSocket (the Host
+   * header). That is the page's own origin whatever name the server is reached by.
+   */
+  pageOrigin?: { port: number; secure: boolean };
 }
 
 const HEADER_END = [13, 10, 13, 10];
@@ -163,13 +169,32 @@ export function validateUpgrade(
     return { status: 404, reason: `No WebSocket endpoint at ${url.pathname}.` };
   }
   const origin = h.get("origin");
-  if (
-    origin !== undefined && options.allowedOrigins !== "*" &&
-    !options.allowedOrigins.includes(origin)
-  ) {
+  if (origin !== undefined && !isOriginAllowed(origin, h.get("host")!, options)) {
     return { status: 403, reason: `Origin ${origin} is not allowed.` };
   }
   return { path: url.pathname, query: url.searchParams, key, origin, headers: h };
+}
+
+/**
+ * The Origin rule (it stops cross-site WebSocket hijacking): "*" allows any; a non-empty list
+ * allows exactly its origins; an empty list allows the page server's own origin on the host
+ * the client named in `host`.
+ */
+export function isOriginAllowed(origin: string, host: string, options: UpgradeOptions): boolean {
+  const allowed = options.allowedOrigins;
+  if (allowed === "*") return true;
+  if (allowed.length > 0) return allowed.includes(origin);
+  const page = options.pageOrigin;
+  if (!page) return false;
+  try {
+    const o = new URL(origin);
+    const scheme = page.secure ? "https:" : "http:";
+    const port = o.port === "" ? (page.secure ? 443 : 80) : Number(o.port);
+    return o.protocol === scheme && o.hostname === new URL(`http://${host}`).hostname &&
+      port === page.port && o.origin === origin;
+  } catch {
+    return false;
+  }
 }
 
 /** Whether `result` is a {@linkcode HandshakeRejection}. */

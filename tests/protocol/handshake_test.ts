@@ -5,6 +5,7 @@ import {
   buildRejectResponse,
   findHeaderEnd,
   type HandshakeRejection,
+  isOriginAllowed,
   isRejection,
   parseRequestHead,
   type RequestHead,
@@ -210,6 +211,43 @@ Deno.test("validateUpgrade accepts any Origin when allowedOrigins is *", () => {
   const options: UpgradeOptions = { paths: ["/echo"], allowedOrigins: "*" };
   assertAccepted(upgrade({ Origin: "https://anywhere.example" }, undefined, options));
   assertAccepted(upgrade({ Origin: "null" }, undefined, options));
+});
+
+Deno.test("isOriginAllowed by default admits only the page server's origin on the Host's name", () => {
+  const page: UpgradeOptions = {
+    paths: ["/"],
+    allowedOrigins: [],
+    pageOrigin: { port: 8080, secure: false },
+  };
+  assert(isOriginAllowed("http://127.0.0.1:8080", "127.0.0.1:9000", page));
+  assert(isOriginAllowed("http://push.example:8080", "push.example:9000", page));
+  assert(isOriginAllowed("http://[::1]:8080", "[::1]:9000", page));
+  assert(!isOriginAllowed("http://evil.example:8080", "push.example:9000", page), "other host");
+  assert(!isOriginAllowed("http://push.example:9000", "push.example:9000", page), "other port");
+  assert(!isOriginAllowed("https://push.example:8080", "push.example:9000", page), "other scheme");
+  assert(!isOriginAllowed("null", "push.example:9000", page));
+  assert(
+    !isOriginAllowed("http://push.example:8080/path", "push.example:9000", page),
+    "not an origin",
+  );
+  const tls: UpgradeOptions = {
+    paths: ["/"],
+    allowedOrigins: [],
+    pageOrigin: { port: 443, secure: true },
+  };
+  assert(isOriginAllowed("https://push.example", "push.example:9443", tls), "default port");
+  const none: UpgradeOptions = { paths: ["/"], allowedOrigins: [] };
+  assert(!isOriginAllowed("http://127.0.0.1:8080", "127.0.0.1:9000", none), "no page: nothing");
+  const list: UpgradeOptions = {
+    paths: ["/"],
+    allowedOrigins: ["https://app.example"],
+    pageOrigin: page.pageOrigin,
+  };
+  assert(isOriginAllowed("https://app.example", "x:1", list));
+  assert(
+    !isOriginAllowed("http://127.0.0.1:8080", "127.0.0.1:9000", list),
+    "a list replaces the default",
+  );
 });
 
 // validateUpgrade: each rejection.
