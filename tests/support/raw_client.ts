@@ -76,6 +76,12 @@ export class RawClient implements AsyncDisposable {
     this.conn = conn;
   }
 
+  /** Wraps an open connection (e.g. a `Deno.connectTls` one); the caller writes the handshake. */
+  static fromConn(conn: Deno.TlsConn): RawClient {
+    // Typed as TCP for the tests that tune TCP options; a TLS connection reads and writes alike.
+    return new RawClient(conn as unknown as Deno.TcpConn);
+  }
+
   /** Connects to 127.0.0.1:`port`. */
   static async connect(port: number): Promise<RawClient> {
     return new RawClient(await Deno.connect({ hostname: "127.0.0.1", port }));
