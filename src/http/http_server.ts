@@ -6,7 +6,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Hub } from "../push/hub.ts";
+import type { ChannelHub } from "../push/channel_hub.ts";
 import { createPublishHandler } from "./publish_api.ts";
 import { loadStaticFiles } from "./static_files.ts";
 
@@ -22,8 +22,8 @@ export interface HttpServerOptions {
   tls?: { cert: string; key: string };
   /** Whether the demo feed is on (shown by the page). */
   demo: boolean;
-  /** The channel registry the publish API publishes to. */
-  hub: Hub;
+  /** The channel engine the publish API publishes to. */
+  hub: ChannelHub;
   /** Bearer token for the publish API; empty = loopback only. */
   publishToken: string;
   /** Largest publish body. */
@@ -101,7 +101,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         demo: options.demo,
       });
     }
-    if (url.pathname === "/healthz") return json({ status: "ok" });
+    // Liveness: 200 while the process serves; "degraded" says what is wrong (Redis down).
+    if (url.pathname === "/healthz") return json(options.hub.health());
     if (url.pathname === "/metrics") {
       return new Response(options.metrics.render(), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },

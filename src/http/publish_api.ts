@@ -8,12 +8,17 @@
  */
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { type Hub, isValidChannelName, type Publication } from "../push/hub.ts";
+import {
+  type ChannelHub,
+  HubUnavailableError,
+  isValidChannelName,
+  type Publication,
+} from "../push/channel_hub.ts";
 
 /** Options of {@linkcode createPublishHandler}. */
 export interface PublishOptions {
-  /** The channel registry. */
-  hub: Hub;
+  /** The channel engine. */
+  hub: ChannelHub;
   /** Required bearer token; empty means only loopback peers may publish. */
   token: string;
   /** Largest body accepted (413 beyond). */
@@ -141,10 +146,17 @@ export function createPublishHandler(options: PublishOptions) {
       }
       const body = await readBody(request, options.maxMessageBytes);
       const publication = toPublication(request.headers.get("content-type") ?? "", body);
-      const { id, delivered } = options.hub.publish(channel, publication);
+      let result;
+      try {
+        result = await options.hub.publish(channel, publication);
+      } catch (err) {
+        if (!(err instanceof HubUnavailableError)) throw err;
+        throw new PublishError(503, err.message, { "retry-after": "1" });
+      }
+      const { epoch, id, delivered } = result;
       options.metrics.publishes++;
       options.logger.debug("publish", { channel, id, delivered, bytes: body.length });
-      return json({ channel, epoch: options.hub.epoch, id, delivered }, 200);
+      return json({ channel, epoch, id, delivered }, 200);
     } catch (err) {
       if (!(err instanceof PublishError)) throw err;
       options.metrics.publishesRejected.inc(err.status);

@@ -305,10 +305,12 @@ export class Connection {
     return this.#state !== "closed";
   }
 
-  /** _Fail the WebSocket Connection_ (§7.1.7): close frame now, waiting data dropped. */
+  /** _Fail the WebSocket Connection_ (§7.1.7): a close frame with `code`, then no more data. */
   #fail(code: number, reason: string): void {
     this.#failed = true;
-    if (this.#state === "open") this.close(code, reason, true);
+    // Replies to the valid messages before the bad frame are still sent, then the close: the
+    // peer sees everything it earned (Autobahn's strict reading); the queue bound caps the delay.
+    if (this.#state === "open") this.close(code, reason, false);
   }
 
   #onEvent(event: WebSocketEvent): void {

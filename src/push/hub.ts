@@ -8,31 +8,18 @@
  * @module
  */
 import { encodeTextFrame } from "../protocol/frame_encoder.ts";
+import {
+  type ChannelHub,
+  envelope,
+  type HubStats,
+  newEpoch,
+  notices,
+  type Position,
+  type Publication,
+  type PublishResult,
+  type Subscriber,
+} from "./channel_hub.ts";
 import { History } from "./history.ts";
-
-/** What the hub needs of a client. */
-export interface Subscriber {
-  /** A process-unique id. */
-  readonly id: number;
-  /** Queues an encoded frame; false when the client is gone or was dropped as slow. */
-  sendFrame(frame: Uint8Array): boolean;
-  /** Queues a text message. */
-  sendText(text: string): boolean;
-}
-
-/** The data of one publication, as the publish API received it. */
-export type Publication =
-  | { kind: "text"; text: string }
-  | { kind: "json"; json: string }
-  | { kind: "binary"; bytes: Uint8Array };
-
-/** A resume position: the epoch and the last id a client saw. */
-export interface Position {
-  /** The server run the id belongs to. */
-  epoch: string;
-  /** The last id received. */
-  id: number;
-}
 
 /** Options of {@linkcode Hub}. */
 export interface HubOptions {
@@ -44,26 +31,6 @@ export interface HubOptions {
   epoch?: string;
 }
 
-/** A channel name: 1–64 of `A–Z a–z 0–9 _ - .` (no `:` or `,`, which separate positions). */
-export const CHANNEL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-
-/** Whether `name` is a valid channel name (see {@linkcode CHANNEL_NAME}). */
-export function isValidChannelName(name: string): boolean {
-  return CHANNEL_NAME.test(name);
-}
-
-/** Parses "EPOCH:ID" into a {@linkcode Position}, or null when malformed. */
-export function parsePosition(text: string): Position | null {
-  const m = /^([A-Za-z0-9]{1,32}):(\d{1,15})$/.exec(text);
-  return m ? { epoch: m[1], id: Number(m[2]) } : null;
-}
-
-/** A fresh random epoch: 8 base-36 characters. */
-export function newEpoch(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return [...bytes].map((b) => (b % 36).toString(36)).join("");
-}
-
 class Channel {
   readonly subscribers = new Set<Subscriber>();
   readonly history: History;
@@ -72,21 +39,8 @@ class Channel {
   }
 }
 
-/** The envelope of a publication, built once per publish. */
-export function envelope(channel: string, epoch: string, id: number, data: Publication): string {
-  const head = `{"channel":${JSON.stringify(channel)},"epoch":"${epoch}","id":${id},"data":`;
-  switch (data.kind) {
-    case "text":
-      return head + JSON.stringify(data.text) + "}";
-    case "json":
-      return head + data.json + "}";
-    case "binary":
-      return head + `"${data.bytes.toBase64()}","encoding":"base64"}`;
-  }
-}
-
 /**
- * The channel registry.
+ * The in-process channel engine: channels, history and fan-out in this process's memory.
  *
  * @example
  * ```ts
@@ -95,7 +49,7 @@ export function envelope(channel: string, epoch: string, id: number, data: Publi
  * hub.publish("news", { kind: "text", text: "hello" }); // { id: 1, delivered: 1 }
  * ```
  */
-export class Hub {
+export class Hub implements ChannelHub {
   /** This server run's epoch. */
   readonly epoch: string;
   readonly #options: HubOptions;
@@ -121,7 +75,7 @@ export class Hub {
    * Publishes `data` on `channel`: assigns the next id, encodes the frame once, stores it in
    * history and queues the same bytes to every subscriber, in publish order.
    */
-  publish(channel: string, data: Publication): { id: number; delivered: number } {
+  publish(channel: string, data: Publication): PublishResult {
     const ch = this.#channel(channel);
     const id = ch.history.nextId();
     const frame = encodeTextFrame(envelope(channel, this.epoch, id, data));
@@ -130,7 +84,7 @@ export class Hub {
     for (const subscriber of ch.subscribers) {
       if (subscriber.sendFrame(frame)) delivered++;
     }
-    return { id, delivered };
+    return { epoch: this.epoch, id, delivered };
   }
 
   /** The channels `subscriber` is in. */
@@ -148,24 +102,20 @@ export class Hub {
     let mine = this.#subscriptions.get(subscriber);
     if (mine?.has(channel)) return false;
     const ch = this.#channel(channel);
-    const position = { channel, epoch: this.epoch, id: ch.history.lastId };
+    const lastId = ch.history.lastId;
     if (since === undefined) {
-      subscriber.sendText(JSON.stringify({ notice: "subscribed", ...position }));
+      subscriber.sendText(notices.subscribed(channel, this.epoch, lastId));
     } else {
       const recovery = since.epoch === this.epoch ? ch.history.since(since.id) : {
         recovered: false as const,
         reason: `epoch ${since.epoch} is not the current ${this.epoch} (server restarted)`,
       };
       if (recovery.recovered) {
-        subscriber.sendText(JSON.stringify({ notice: "subscribed", ...position, recovered: true }));
+        subscriber.sendText(notices.subscribed(channel, this.epoch, lastId, true));
         for (const entry of recovery.entries) subscriber.sendFrame(entry.frame);
       } else {
-        subscriber.sendText(
-          JSON.stringify({ notice: "lost", ...position, reason: recovery.reason }),
-        );
-        subscriber.sendText(
-          JSON.stringify({ notice: "subscribed", ...position, recovered: false }),
-        );
+        subscriber.sendText(notices.lost(channel, this.epoch, lastId, recovery.reason));
+        subscriber.sendText(notices.subscribed(channel, this.epoch, lastId, false));
       }
     }
     ch.subscribers.add(subscriber);
@@ -196,7 +146,7 @@ export class Hub {
   }
 
   /** Numbers for metrics: channels, channels with subscribers, history messages and bytes. */
-  stats(): { channels: number; active: number; historyMessages: number; historyBytes: number } {
+  stats(): HubStats {
     let active = 0;
     let historyMessages = 0;
     let historyBytes = 0;
@@ -206,5 +156,15 @@ export class Hub {
       historyBytes += ch.history.bytes;
     }
     return { channels: this.#channels.size, active, historyMessages, historyBytes };
+  }
+
+  /** Always "ok": nothing outside this process can fail. */
+  health(): { status: "ok" } {
+    return { status: "ok" };
+  }
+
+  /** Nothing to stop. */
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }

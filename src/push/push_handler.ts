@@ -15,7 +15,12 @@ import { CloseCode } from "../protocol/close.ts";
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import type { Logger } from "../log.ts";
 import { runDemoFeed } from "./demo_feed.ts";
-import { type Hub, isValidChannelName, parsePosition, type Position } from "./hub.ts";
+import {
+  type ChannelHub,
+  isValidChannelName,
+  parsePosition,
+  type Position,
+} from "./channel_hub.ts";
 
 /** Options of {@linkcode createPushHandler}. */
 export interface PushHandlerOptions {
@@ -23,8 +28,8 @@ export interface PushHandlerOptions {
   demo: boolean;
   /** The demo feed's wait range in ms. */
   demoInterval: readonly [number, number];
-  /** The channel registry. */
-  hub: Hub;
+  /** The channel engine. */
+  hub: ChannelHub;
   /** Channels one client may be subscribed to at once. */
   maxSubscriptions: number;
   /** Where events are logged. */

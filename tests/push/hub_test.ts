@@ -2,13 +2,13 @@
  * The hub: notices, once-encoded broadcasts, publish order, resume and unsubscribe.
  */
 import { assert, assertEquals, assertStrictEquals } from "@std/assert";
+import { Hub } from "../../src/push/hub.ts";
 import {
   envelope,
-  Hub,
   isValidChannelName,
   parsePosition,
   type Subscriber,
-} from "../../src/push/hub.ts";
+} from "../../src/push/channel_hub.ts";
 import { MessageReader } from "../../src/protocol/message.ts";
 
 /** A subscriber that records what it was sent, decoding frames back to text. */
@@ -38,7 +38,11 @@ Deno.test("Hub sends a subscribed notice, then publications as envelopes", () =>
   const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
   const a = new Recorder();
   hub.subscribe(a, "news");
-  assertEquals(hub.publish("news", { kind: "text", text: "hi" }), { id: 1, delivered: 1 });
+  assertEquals(hub.publish("news", { kind: "text", text: "hi" }), {
+    epoch: "e1",
+    id: 1,
+    delivered: 1,
+  });
   hub.publish("news", { kind: "json", json: '{"x":1}' });
   hub.publish("news", { kind: "binary", bytes: new Uint8Array([1, 2, 3]) });
   assertEquals(a.json, [

@@ -1,0 +1,143 @@
+/**
+ * What every channel engine offers the endpoints — the in-process {@linkcode Hub} and the
+ * Redis-backed `RedisHub` alike — and the pieces they share: names, positions, envelopes.
+ *
+ * @module
+ */
+
+/** What a hub needs of a client. */
+export interface Subscriber {
+  /** A process-unique id. */
+  readonly id: number;
+  /** Queues an encoded frame; false when the client is gone or was dropped as slow. */
+  sendFrame(frame: Uint8Array): boolean;
+  /** Queues a text message. */
+  sendText(text: string): boolean;
+}
+
+/** The data of one publication, as the publish API received it. */
+export type Publication =
+  | { kind: "text"; text: string }
+  | { kind: "json"; json: string }
+  | { kind: "binary"; bytes: Uint8Array };
+
+/** A resume position: the epoch and the last id a client saw. */
+export interface Position {
+  /** The history the id belongs to (a server run, or a Redis dataset). */
+  epoch: string;
+  /** The last id received. */
+  id: number;
+}
+
+/** What a publish did. */
+export interface PublishResult {
+  /** The epoch of the channel's ids. */
+  epoch: string;
+  /** The id given to the publication. */
+  id: number;
+  /**
+   * Where it was queued: local subscribers for the in-process hub; server instances listening
+   * to the channel for the Redis hub (each fans out to its own clients).
+   */
+  delivered: number;
+}
+
+/** Numbers for metrics. */
+export interface HubStats {
+  /** Channels known to this process. */
+  channels: number;
+  /** Channels with local subscribers. */
+  active: number;
+  /** Publications held in this process's history. */
+  historyMessages: number;
+  /** Bytes held in this process's history. */
+  historyBytes: number;
+}
+
+/** Thrown by a publish when the engine cannot take it now (Redis down): the API answers 503. */
+export class HubUnavailableError extends Error {
+  /** Creates the error with a message for the publisher. */
+  constructor(message: string) {
+    super(message);
+    this.name = "HubUnavailableError";
+  }
+}
+
+/** The channel engine the push endpoint and the publish API talk to. */
+export interface ChannelHub {
+  /** Publishes `data` on `channel`; rejects with {@linkcode HubUnavailableError} when it cannot. */
+  publish(channel: string, data: Publication): PublishResult | Promise<PublishResult>;
+  /**
+   * Subscribes `subscriber`: a `subscribed` notice then live publications; with `since`, the
+   * publications after it first, or a `lost` notice. False when already subscribed.
+   */
+  subscribe(subscriber: Subscriber, channel: string, since?: Position): boolean;
+  /** Removes `subscriber` from `channel`; false when it was not subscribed. */
+  unsubscribe(subscriber: Subscriber, channel: string): boolean;
+  /** Removes `subscriber` from every channel. */
+  unsubscribeAll(subscriber: Subscriber): void;
+  /** The channels `subscriber` is in. */
+  subscriptionsOf(subscriber: Subscriber): ReadonlySet<string>;
+  /** Numbers for metrics. */
+  stats(): HubStats;
+  /** "ok", or "degraded" with the reason (e.g. Redis unreachable). */
+  health(): { status: "ok" | "degraded"; reason?: string };
+  /** Stops background work (connections, timers). */
+  close(): Promise<void>;
+}
+
+/** A channel name: 1–64 of `A–Z a–z 0–9 _ - .` (no `:` or `,`, which separate positions). */
+export const CHANNEL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** Whether `name` is a valid channel name (see {@linkcode CHANNEL_NAME}). */
+export function isValidChannelName(name: string): boolean {
+  return CHANNEL_NAME.test(name);
+}
+
+/** Parses "EPOCH:ID" into a {@linkcode Position}, or null when malformed. */
+export function parsePosition(text: string): Position | null {
+  const m = /^([A-Za-z0-9]{1,32}):(\d{1,15})$/.exec(text);
+  return m ? { epoch: m[1], id: Number(m[2]) } : null;
+}
+
+/** A fresh random epoch: 8 base-36 characters. */
+export function newEpoch(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return [...bytes].map((b) => (b % 36).toString(36)).join("");
+}
+
+/**
+ * The part of the envelope after `"data":` — the JSON string, the JSON value, or base64 with
+ * its encoding — and the closing brace. Shared so every engine builds identical envelopes.
+ */
+export function envelopeTail(data: Publication): string {
+  switch (data.kind) {
+    case "text":
+      return JSON.stringify(data.text) + "}";
+    case "json":
+      return data.json + "}";
+    case "binary":
+      return `"${data.bytes.toBase64()}","encoding":"base64"}`;
+  }
+}
+
+/**
+ * The envelope of a publication, built once per publish:
+ * `{"channel":…,"epoch":…,"id":…,"data":…}` (plus `"encoding":"base64"` for binary data).
+ */
+export function envelope(channel: string, epoch: string, id: number, data: Publication): string {
+  return `{"channel":${JSON.stringify(channel)},"epoch":"${epoch}","id":${id},"data":` +
+    envelopeTail(data);
+}
+
+/** The notices a subscriber gets, in one place so both engines word them alike. */
+export const notices = {
+  /** Subscribed; `recovered` is present only after a resume request. */
+  subscribed(channel: string, epoch: string, id: number, recovered?: boolean): string {
+    return JSON.stringify({ notice: "subscribed", channel, epoch, id, recovered });
+  },
+  /** Messages after the client's position cannot be replayed. */
+  lost(channel: string, epoch: string, id: number, reason: string): string {
+    return JSON.stringify({ notice: "lost", channel, epoch, id, reason });
+  },
+};

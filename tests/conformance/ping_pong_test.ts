@@ -1,0 +1,120 @@
+/**
+ * Conformance, pings and pongs (Autobahn category 2, RFC 6455 §5.5.2–§5.5.3): a ping is answered
+ * by a pong with the same payload, a control frame over 125 bytes fails the connection, an
+ * unsolicited pong is ignored.
+ */
+import { clientFrame, conformance, Op, pattern, rawFrame } from "../support/conformance.ts";
+
+conformance("2.1", "ping with an empty payload gets an empty pong", async (c) => {
+  await c.send(clientFrame(Op.Ping, new Uint8Array(0)));
+  await c.expectPong(new Uint8Array(0));
+});
+
+conformance("2.2", "ping with a small text payload gets a pong with it", async (c) => {
+  await c.send(clientFrame(Op.Ping, "Hello, world!"));
+  await c.expectPong("Hello, world!");
+});
+
+conformance("2.3", "ping with a small binary payload gets a pong with it", async (c) => {
+  const payload = new Uint8Array([0x00, 0xff, 0xfe, 0xfd, 0xfc, 0xfb, 0x00, 0xff]);
+  await c.send(clientFrame(Op.Ping, payload));
+  await c.expectPong(payload);
+});
+
+conformance("2.4", "ping with a 125-byte binary payload gets a pong with it", async (c) => {
+  await c.send(clientFrame(Op.Ping, pattern(125)));
+  await c.expectPong(pattern(125));
+});
+
+conformance("2.5", "ping with a 126-byte payload fails the connection with 1002", async (c) => {
+  await c.send(rawFrame(Op.Ping, pattern(126)));
+  await c.expectFailure(1002);
+});
+
+conformance(
+  "2.6",
+  "ping with a 125-byte payload written one byte at a time gets a pong with it",
+  async (c) => {
+    await c.sendByteByByte(clientFrame(Op.Ping, pattern(125)));
+    await c.expectPong(pattern(125));
+  },
+);
+
+conformance(
+  "2.7",
+  "unsolicited empty pong is ignored: nothing comes back and the next echo works",
+  async (c) => {
+    await c.send(clientFrame(Op.Pong, new Uint8Array(0)));
+    await c.send(clientFrame(Op.Text, "after the pong"));
+    await c.expectText("after the pong");
+  },
+);
+
+conformance(
+  "2.8",
+  "unsolicited pong with a payload is ignored: the next echo is the first thing back",
+  async (c) => {
+    await c.send(
+      clientFrame(Op.Pong, "unsolicited pong payload"),
+      clientFrame(Op.Text, "after the pong"),
+    );
+    await c.expectText("after the pong");
+  },
+);
+
+conformance(
+  "2.9",
+  "unsolicited pong then a ping: only the ping is answered",
+  async (c) => {
+    await c.send(
+      clientFrame(Op.Pong, "unsolicited pong payload"),
+      clientFrame(Op.Ping, "ping payload"),
+      clientFrame(Op.Text, "marker"),
+    );
+    await c.expectPong("ping payload");
+    await c.expectText("marker");
+  },
+);
+
+conformance("2.10", "10 pings in a row are answered by 10 pongs, in order", async (c) => {
+  const payloads = Array.from({ length: 10 }, (_, i) => `payload-${i}`);
+  await c.send(...payloads.map((p) => clientFrame(Op.Ping, p)));
+  for (const p of payloads) await c.expectPong(p);
+});
+
+conformance(
+  "2.11",
+  "10 pings written one byte at a time are answered by 10 pongs, in order",
+  async (c) => {
+    const payloads = Array.from({ length: 10 }, (_, i) => `payload-${i}`);
+    await c.sendByteByByte(...payloads.map((p) => clientFrame(Op.Ping, p)));
+    for (const p of payloads) await c.expectPong(p);
+  },
+);
+
+conformance("2.12", "pings with every payload length from 0 to 125 are answered", async (c) => {
+  for (let n = 0; n <= 125; n++) await c.send(clientFrame(Op.Ping, pattern(n)));
+  for (let n = 0; n <= 125; n++) await c.expectPong(pattern(n));
+});
+
+conformance(
+  "2.13",
+  "a ping with a 126-byte payload after a valid ping: the first is answered, then 1002",
+  async (c) => {
+    await c.send(clientFrame(Op.Ping, "first"));
+    await c.expectPong("first");
+    await c.send(rawFrame(Op.Ping, pattern(126)));
+    await c.expectFailure(1002);
+  },
+);
+
+conformance(
+  "2.14",
+  "a ping whose 16-bit length form announces 125 bytes fails the connection with 1002",
+  async (c) => {
+    // Control frames must use the 7-bit length (§5.5: payload length of 125 bytes or less).
+    const frame = new Uint8Array([0x89, 0x80 | 126, 0x00, 125, ...new Uint8Array(4)]);
+    await c.send(frame, pattern(125));
+    await c.expectFailure(1002);
+  },
+);
