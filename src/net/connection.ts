@@ -246,7 +246,8 @@ export class Connection {
   async #write(bytes: Uint8Array): Promise<void> {
     this.#writeSince = performance.now();
     try {
-      await writeFully(this.#conn, bytes);
+      // The deadline is for a write that makes no progress, not for a slow but steady reader.
+      await writeFully(this.#conn, bytes, () => this.#writeSince = performance.now());
       this.#options.metrics.bytesPushed += bytes.length;
     } finally {
       this.#writeSince = 0;

@@ -36,8 +36,16 @@ export interface ByteWriter {
 
 /**
  * Writes all of `bytes`: `Deno.Conn.write` may write only part of a buffer, so loop until done.
+ * `onProgress` runs after each partial write (the stalled-write deadline counts from the last).
  */
-export async function writeFully(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
+export async function writeFully(
+  writer: ByteWriter,
+  bytes: Uint8Array,
+  onProgress?: () => void,
+): Promise<void> {
   let at = 0;
-  while (at < bytes.length) at += await writer.write(at === 0 ? bytes : bytes.subarray(at));
+  while (at < bytes.length) {
+    at += await writer.write(at === 0 ? bytes : bytes.subarray(at));
+    onProgress?.();
+  }
 }
