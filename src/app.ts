@@ -10,7 +10,10 @@ import { Metrics } from "./metrics.ts";
 import { startHttpServer } from "./http/http_server.ts";
 import { WebSocketServer } from "./net/listener.ts";
 import { echoHandler } from "./push/echo_handler.ts";
+import type { ChannelHub } from "./push/channel_hub.ts";
 import { Hub } from "./push/hub.ts";
+import { RedisHub } from "./push/redis_hub.ts";
+import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
 
 /** A running push server. */
@@ -21,8 +24,8 @@ export interface App {
   httpAddr: Deno.NetAddr;
   /** The WebSocket server (its clients, for tests and metrics). */
   ws: WebSocketServer;
-  /** The channel registry. */
-  hub: Hub;
+  /** The channel engine: in-process, or Redis with `--redis`. */
+  hub: ChannelHub;
   /** The process's counters. */
   metrics: Metrics;
   /**
@@ -37,7 +40,20 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const tls = config.tlsCert
     ? { cert: await Deno.readTextFile(config.tlsCert), key: await Deno.readTextFile(config.tlsKey) }
     : undefined;
-  const hub = new Hub({ historySize: config.history, historyBytes: config.historyBytes });
+  let hub: ChannelHub;
+  if (config.redis) {
+    const redisHub = new RedisHub({
+      redis: parseRedisUrl(config.redis),
+      historySize: config.history,
+      logger,
+    });
+    // Not awaited: with Redis down the server still starts, serves its clients and reports
+    // "degraded"; the hub connects (and reconnects) by itself.
+    redisHub.start();
+    hub = redisHub;
+  } else {
+    hub = new Hub({ historySize: config.history, historyBytes: config.historyBytes });
+  }
   const ws = new WebSocketServer({
     hostname: config.hostname,
     port: config.wsPort,
@@ -72,6 +88,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       hostname: config.hostname,
       port: config.httpPort,
       wsPort: wsAddr.port,
+      publicWsUrl: config.publicWsUrl,
       tls,
       demo: config.demo,
       hub,

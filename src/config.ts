@@ -49,6 +49,10 @@ export interface Config {
   pingInterval: number;
   /** A pinged client that sends nothing for this long is disconnected. */
   pongTimeout: number;
+  /** The WebSocket URL `/config.json` gives the page (behind a proxy); empty = derived. */
+  publicWsUrl: string;
+  /** Redis URL: share channels and history with other instances; empty = in-process hub. */
+  redis: string;
   /** Bearer token required by the publish API; empty = only loopback peers may publish. */
   publishToken: string;
   /** Time clients get to answer the shutdown's close 1001 before the rest are cut off. */
@@ -251,6 +255,30 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "10s",
     help: "Disconnect a pinged client that stays silent this long.",
     parse: duration(1, 600_000),
+  },
+  {
+    key: "publicWsUrl",
+    flag: "public-ws-url",
+    default: "",
+    help: "WebSocket URL the page is told to use (behind a proxy); empty = same host, --ws-port.",
+    parse: (v) => {
+      if (v !== "" && !/^wss?:\/\/[^\s]+$/.test(v)) {
+        throw new Error(`expected a ws:// or wss:// URL, got "${v}"`);
+      }
+      return v;
+    },
+  },
+  {
+    key: "redis",
+    flag: "redis",
+    default: "",
+    help: "redis://[[user]:password@]host[:port][/db]: share channels across instances.",
+    parse: (v) => {
+      if (v !== "" && !/^redis:\/\/[^/]+(\/\d+)?$/.test(v)) {
+        throw new Error(`expected redis://[[user]:password@]host[:port][/db], got "${v}"`);
+      }
+      return v;
+    },
   },
   {
     key: "publishToken",

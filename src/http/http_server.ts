@@ -18,6 +18,8 @@ export interface HttpServerOptions {
   port: number;
   /** The WebSocket server's port, announced to the page in `/config.json`. */
   wsPort: number;
+  /** The WebSocket URL to announce instead of the derived one (behind a proxy). */
+  publicWsUrl?: string;
   /** PEM certificate and key: serve https:// (and announce wss://). */
   tls?: { cert: string; key: string };
   /** Whether the demo feed is on (shown by the page). */
@@ -92,7 +94,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     if (url.pathname === "/config.json") {
       return json({
-        wsUrl: webSocketUrl(
+        wsUrl: options.publicWsUrl || webSocketUrl(
           request.headers.get("host"),
           options.hostname,
           options.wsPort,

@@ -45,3 +45,9 @@ Deno.test("webSocketUrl keeps the browser's host name and brackets IPv6 addresse
   assertEquals(webSocketUrl(null, "::1", 9000), "ws://[::1]:9000/");
   assertEquals(webSocketUrl("bad host:1", "127.0.0.1", 9000), "ws://127.0.0.1:9000/");
 });
+
+Deno.test("--public-ws-url replaces the derived WebSocket URL in /config.json", async () => {
+  await using server = await startTestServer(["--public-ws-url", "wss://push.example/ws/"]);
+  const config = await (await fetch(server.httpUrl + "/config.json")).json();
+  assertEquals(config.wsUrl, "wss://push.example/ws/");
+});

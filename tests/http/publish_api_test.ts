@@ -32,11 +32,11 @@ Deno.test("POST /publish delivers to subscribers and answers channel, epoch, id,
   await b.nextMatching(/"sports"/);
   const result = await publish(server.httpUrl, "news", "hello");
   assertEquals(result.status, 200);
-  assertEquals(result.body, { channel: "news", epoch: server.hub.epoch, id: 1, delivered: 2 });
+  assertEquals(result.body, { channel: "news", epoch: server.epoch, id: 1, delivered: 2 });
   for (const ws of [a, b]) {
     assertEquals(JSON.parse(await ws.next() as string), {
       channel: "news",
-      epoch: server.hub.epoch,
+      epoch: server.epoch,
       id: 1,
       data: "hello",
     });

@@ -33,7 +33,7 @@ Deno.test("subscribe and unsubscribe commands, with clear errors for misuse", as
   assertEquals(JSON.parse(await ws.next() as string), {
     notice: "subscribed",
     channel: "news",
-    epoch: server.hub.epoch,
+    epoch: server.epoch,
     id: 0,
   });
   ws.socket.send("subscribe news");
@@ -102,7 +102,7 @@ Deno.test("a client resumes after a dropped connection with no gap and no duplic
   await first.closed;
   const last = before.at(-1)!;
   await using second = new TestSocket(
-    `${server.wsUrl}/?channels=news&since=news:${server.hub.epoch}:${last}`,
+    `${server.wsUrl}/?channels=news&since=news:${server.epoch}:${last}`,
   );
   await second.opened;
   const notice = JSON.parse(await second.nextMatching(/subscribed/));
@@ -116,7 +116,7 @@ Deno.test("a resume beyond history or from another epoch gets a lost notice, the
   await using server = await startTestServer(["--history", "5"]);
   for (let i = 0; i < 20; i++) await publish(server, "news", `m${i}`);
   await using ws = new TestSocket(
-    `${server.wsUrl}/?channels=news&since=news:${server.hub.epoch}:3`,
+    `${server.wsUrl}/?channels=news&since=news:${server.epoch}:3`,
   );
   await ws.opened;
   const lost = JSON.parse(await ws.next() as string);

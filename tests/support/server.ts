@@ -7,11 +7,14 @@
 import { type App, startApp } from "../../src/app.ts";
 import { type Config, parseConfig } from "../../src/config.ts";
 import { Logger } from "../../src/log.ts";
+import { Hub } from "../../src/push/hub.ts";
 
 /** A running test server and what it logged. */
 export interface TestServer extends App {
   /** Every log line written so far. */
   logs: string[];
+  /** The in-process hub's epoch (tests run without --redis). */
+  epoch: string;
   /** The WebSocket base URL, e.g. "ws://127.0.0.1:41234". */
   wsUrl: string;
   /** The page server's base URL, e.g. "http://127.0.0.1:41235". */
@@ -43,6 +46,7 @@ export async function startTestServer(args: string[] = []): Promise<TestServer> 
   return {
     ...app,
     logs,
+    epoch: app.hub instanceof Hub ? app.hub.epoch : "",
     wsUrl: `ws://127.0.0.1:${app.wsAddr.port}`,
     httpUrl: `http://127.0.0.1:${app.httpAddr.port}`,
     waitForLog(text) {
