@@ -14,7 +14,7 @@ import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { ClientQueue } from "../push/client_queue.ts";
-import { runPushLoop, writeFully } from "../push/push_loop.ts";
+import { runPushLoop, type WriteTracker } from "../push/push_loop.ts";
 
 /** What a route does with its connections. Every method is optional but `onMessage`. */
 export interface ConnectionHandler {
@@ -33,8 +33,10 @@ export interface ConnectionHandler {
 export interface ConnectionOptions {
   /** A process-unique id, for logs. */
   id: number;
-  /** The validated upgrade request. */
-  request: UpgradeRequest;
+  /** What the handler needs of the upgrade request (headers are not kept: memory per client). */
+  request: ConnectionRequest;
+  /** A buffer to read into (the handshake's, reused), or a new one is made. */
+  readBuffer?: Uint8Array;
   /** The peer's address, for logs. */
   remote: string;
   /** Largest message accepted (1009 beyond). */
@@ -59,10 +61,14 @@ export interface ConnectionOptions {
   onFinished?: (c: Connection) => void;
 }
 
+/** The parts of the upgrade request a connection keeps. */
+export type ConnectionRequest = Pick<UpgradeRequest, "path" | "query" | "origin">;
+
 /** The state of the close handshake (RFC 6455 §7). */
 export type ConnectionState = "open" | "closing" | "closed";
 
-const READ_BUFFER_SMALL = 2048;
+/** The read buffer of an idle connection: small, since memory per connection adds up. */
+export const READ_BUFFER_SMALL = 1024;
 const READ_BUFFER_LARGE = 64 * 1024;
 
 /**
@@ -71,8 +77,8 @@ const READ_BUFFER_LARGE = 64 * 1024;
 export class Connection {
   /** A process-unique id. */
   readonly id: number;
-  /** The upgrade request (path, query, headers). */
-  readonly request: UpgradeRequest;
+  /** The upgrade request's path, query and origin. */
+  readonly request: ConnectionRequest;
   /** The peer's address. */
   readonly remote: string;
   /**
@@ -96,7 +102,10 @@ export class Connection {
   #failed = false;
   #writerDone = false;
   #closeDeadline = Infinity;
-  #writeSince = 0;
+  readonly #tracker: WriteTracker = {
+    writeSince: 0,
+    written: (bytes) => this.#options.metrics.bytesPushed += bytes,
+  };
   #endReason = "";
   /** When the peer last sent bytes: any traffic proves it alive, not only pongs. */
   #lastHeard = performance.now();
@@ -118,7 +127,7 @@ export class Connection {
       { role: "server", maxMessageBytes: options.maxMessageBytes },
       (event) => this.#onEvent(event),
     );
-    const writer = runPushLoop(this.#queue, (bytes) => this.#write(bytes)).then(
+    const writer = runPushLoop(this.#queue, conn, this.#tracker).then(
       () => this.#onWriterDone(),
       (err) => this.#destroy(`write failed: ${errorText(err)}`),
     );
@@ -218,7 +227,7 @@ export class Connection {
     const o = this.#options;
     if (now > this.#closeDeadline) {
       this.#destroy("close timeout");
-    } else if (this.#writeSince !== 0 && now - this.#writeSince > o.sendTimeout) {
+    } else if (this.#tracker.writeSince !== 0 && now - this.#tracker.writeSince > o.sendTimeout) {
       o.metrics.sendTimeouts++;
       o.logger.warn("client.send_timeout", { client: this.id });
       this.#destroy("send timeout");
@@ -243,20 +252,10 @@ export class Connection {
     this.#destroy(reason);
   }
 
-  async #write(bytes: Uint8Array): Promise<void> {
-    this.#writeSince = performance.now();
-    try {
-      // The deadline is for a write that makes no progress, not for a slow but steady reader.
-      await writeFully(this.#conn, bytes, () => this.#writeSince = performance.now());
-      this.#options.metrics.bytesPushed += bytes.length;
-    } finally {
-      this.#writeSince = 0;
-    }
-  }
-
   async #readLoop(leftover: Uint8Array): Promise<void> {
     if (leftover.length > 0 && !this.#feed(leftover)) return;
-    let buffer = new Uint8Array(READ_BUFFER_SMALL);
+    let buffer = this.#options.readBuffer ?? new Uint8Array(READ_BUFFER_SMALL);
+    this.#options.readBuffer = undefined;
     while (this.#state !== "closed") {
       let n: number | null;
       try {

@@ -20,7 +20,7 @@ import {
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { writeFully } from "../push/push_loop.ts";
-import { Connection, type ConnectionHandler } from "./connection.ts";
+import { Connection, type ConnectionHandler, READ_BUFFER_SMALL } from "./connection.ts";
 
 /** Options of {@linkcode WebSocketServer}. */
 export interface WebSocketServerOptions {
@@ -65,7 +65,8 @@ interface PendingHandshake {
   deadline: number;
 }
 
-const INITIAL_HEAD_BUFFER = 1024;
+/** The handshake reads into a buffer of the connection's read size, then hands it over. */
+const INITIAL_HEAD_BUFFER = READ_BUFFER_SMALL;
 /** A refused client gets this long to read the response before its socket is closed. */
 const REJECT_LINGER_MS = 1000;
 
@@ -209,7 +210,7 @@ export class WebSocketServer {
         this.#reserved--;
       }
       this.#pending.delete(pending);
-      this.#open(conn, head.leftover, result, remote);
+      this.#open(conn, head.leftover, result, remote, head.buffer);
     } catch (err) {
       // The peer went away or the deadline closed the socket (already logged then).
       this.#options.logger.debug("handshake.failed", { remote, error: String(err) });
@@ -222,7 +223,10 @@ export class WebSocketServer {
   /** Reads the request head; null when the peer closed first. */
   async #readHead(
     conn: Deno.Conn,
-  ): Promise<{ request: ReturnType<typeof parseRequestHead>; leftover: Uint8Array } | null> {
+  ): Promise<
+    | { request: ReturnType<typeof parseRequestHead>; leftover: Uint8Array; buffer?: Uint8Array }
+    | null
+  > {
     const max = this.#options.maxHeaderBytes;
     let buffer = new Uint8Array(Math.min(INITIAL_HEAD_BUFFER, max));
     let length = 0;
@@ -248,6 +252,7 @@ export class WebSocketServer {
         return {
           request: parseRequestHead(buffer.subarray(0, end)),
           leftover: buffer.slice(end, length),
+          buffer,
         };
       }
     }
@@ -292,12 +297,19 @@ export class WebSocketServer {
     closeQuietly(conn);
   }
 
-  #open(conn: Deno.Conn, leftover: Uint8Array, request: UpgradeRequest, remote: string): void {
+  #open(
+    conn: Deno.Conn,
+    leftover: Uint8Array,
+    request: UpgradeRequest,
+    remote: string,
+    headBuffer?: Uint8Array,
+  ): void {
     const handler = this.#options.routes[request.path];
     const o = this.#options;
     const c = new Connection(conn, leftover, {
       id: this.#nextId++,
-      request,
+      request: { path: request.path, query: request.query, origin: request.origin },
+      readBuffer: headBuffer?.length === READ_BUFFER_SMALL ? headBuffer : undefined,
       remote,
       maxMessageBytes: o.maxMessageBytes,
       maxQueueBytes: o.maxQueueBytes,

@@ -172,7 +172,8 @@ export function validateUpgrade(
   if (origin !== undefined && !isOriginAllowed(origin, h.get("host")!, options)) {
     return { status: 403, reason: `Origin ${origin} is not allowed.` };
   }
-  return { path: url.pathname, query: url.searchParams, key, origin, headers: h };
+  // A detached copy of the query: `url.searchParams` would keep the whole URL alive.
+  return { path: url.pathname, query: new URLSearchParams(url.search), key, origin, headers: h };
 }
 
 /**

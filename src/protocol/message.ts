@@ -48,7 +48,8 @@ export class MessageReader {
   #messageBytes = 0;
   #binaryParts: Uint8Array[] = [];
   #text = "";
-  #decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+  /** A streaming decoder, only while a fragmented text message arrives (idle readers hold none). */
+  #decoder: TextDecoder | null = null;
   #closed = false;
 
   /** Creates a reader that hands each event to `onEvent`. */
@@ -138,12 +139,22 @@ export class MessageReader {
 
   #decode(bytes: Uint8Array, stream: boolean): string {
     try {
-      return this.#decoder.decode(bytes, { stream });
+      if (!stream && this.#decoder === null) return WHOLE_DECODER.decode(bytes);
+      this.#decoder ??= new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+      const text = this.#decoder.decode(bytes, { stream });
+      if (!stream) this.#decoder = null;
+      return text;
     } catch {
       throw new ProtocolError("bad-utf8");
     }
   }
 }
+
+/**
+ * Decodes whole messages. Shared by every reader: a non-streaming `decode` keeps no state
+ * between calls, and one decoder per connection would cost memory on every idle client.
+ */
+const WHOLE_DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Joins `parts` (whose lengths sum to `length`) into one buffer. */
 export function concat(parts: Uint8Array[], length: number): Uint8Array {

@@ -102,6 +102,16 @@ export class ClientQueue {
    * Returns null when nothing is waiting.
    */
   take(): Uint8Array | null {
+    // The common case on the hot path, one frame waiting: hand it out without allocating.
+    if (
+      this.#control.length === 0 && this.#final === null && this.#data.length - this.#head === 1
+    ) {
+      const frame = this.#data[this.#head];
+      this.#data.length = 0;
+      this.#head = 0;
+      this.#bytes -= frame.length;
+      return frame;
+    }
     const parts: Uint8Array[] = this.#control;
     let total = 0;
     for (const part of parts) total += part.length;

@@ -8,23 +8,45 @@
  */
 import type { ClientQueue } from "./client_queue.ts";
 
-/** Where the loop writes: resolves when all of `bytes` is written, rejects when the socket fails. */
-export type WriteAll = (bytes: Uint8Array) => Promise<void>;
+/**
+ * What the loop reports about its writes: when the pending write last made progress (0 when no
+ * write is pending: the stalled-write deadline reads it), and the bytes written.
+ */
+export interface WriteTracker {
+  /** `performance.now()` when the pending write started or last progressed; 0 when idle. */
+  writeSince: number;
+  /** Called after each batch is written in full. */
+  written(bytes: number): void;
+}
 
 /**
  * Runs until the queue is sealed and drained (after the close frame is written, or after the
  * queue was disposed). Rejects with the socket's error when a write fails.
+ *
+ * This is the hot path of every delivery, so it awaits the socket directly: no wrapper
+ * functions, hence one promise per write (`Deno.Conn.write` may write only part of a buffer,
+ * so the rest is written in the same loop).
  */
-export async function runPushLoop(queue: ClientQueue, writeAll: WriteAll): Promise<void> {
+export async function runPushLoop(
+  queue: ClientQueue,
+  writer: ByteWriter,
+  tracker: WriteTracker,
+): Promise<void> {
   while (true) {
     const batch = queue.take();
-    if (batch !== null) {
-      await writeAll(batch);
-    } else if (queue.sealed) {
-      return;
-    } else {
+    if (batch === null) {
+      if (queue.sealed) return;
       await queue.wait();
+      continue;
     }
+    tracker.writeSince = performance.now();
+    let at = await writer.write(batch);
+    while (at < batch.length) {
+      tracker.writeSince = performance.now();
+      at += await writer.write(batch.subarray(at));
+    }
+    tracker.writeSince = 0;
+    tracker.written(batch.length);
   }
 }
 
@@ -35,17 +57,10 @@ export interface ByteWriter {
 }
 
 /**
- * Writes all of `bytes`: `Deno.Conn.write` may write only part of a buffer, so loop until done.
- * `onProgress` runs after each partial write (the stalled-write deadline counts from the last).
+ * Writes all of `bytes` (handshake responses): `Deno.Conn.write` may write only part of a
+ * buffer, so loop until done.
  */
-export async function writeFully(
-  writer: ByteWriter,
-  bytes: Uint8Array,
-  onProgress?: () => void,
-): Promise<void> {
+export async function writeFully(writer: ByteWriter, bytes: Uint8Array): Promise<void> {
   let at = 0;
-  while (at < bytes.length) {
-    at += await writer.write(at === 0 ? bytes : bytes.subarray(at));
-    onProgress?.();
-  }
+  while (at < bytes.length) at += await writer.write(at === 0 ? bytes : bytes.subarray(at));
 }
