@@ -1,0 +1,574 @@
+/**
+ * The load client: one Deno process that opens N WebSocket connections over raw TCP, publishes
+ * through the HTTP API, and checks and times every delivery.
+ *
+ * It is driven by the runner (`bench/run.ts`) over stdio: the scenario comes as a JSON argument,
+ * progress goes to stdout as one JSON object per line, and the runner answers on stdin with
+ * `go`, `drain` and `close` once it has sampled the server (its memory must be read while the
+ * connections are open). Run by hand:
+ *
+ * ```sh
+ * deno run --allow-net=127.0.0.1 bench/load_client.ts '{"wsPort":9000,"httpPort":8080,"clients":100,"messages":100}'
+ * # then type: go, close
+ * ```
+ *
+ * @module
+ */
+import { FrameScanner, type FrameSink } from "./frame_scanner.ts";
+import { Publisher } from "./http_publisher.ts";
+import { sleep, within } from "./proc.ts";
+import { type LatencySummary, summarizeLatency } from "./stats.ts";
+import {
+  closeFrame,
+  type HandshakeKey,
+  makeKeys,
+  maskedFrame,
+  openWebSocket,
+  writeAll,
+} from "./ws_handshake.ts";
+
+/** One scenario as the load client runs it. */
+export interface LoadConfig {
+  /** The server's WebSocket port. */
+  wsPort: number;
+  /** The server's HTTP (publish API) port. */
+  httpPort: number;
+  /** The channel every client subscribes to; fresh per run so ids start at 1. */
+  channel: string;
+  /** Clients that read everything (measured). */
+  clients: number;
+  /** Extra clients that never read until the runner says `drain` (slow consumers). */
+  slow: number;
+  /** Messages published in the measured phase. */
+  messages: number;
+  /** Size of each published body in bytes. */
+  size: number;
+  /** Publishes in flight (one keep-alive connection each). */
+  inflight: number;
+  /** Only connect, wait for `close`, and disconnect (the idle-memory scenario). */
+  idle: boolean;
+  /** Handshakes in progress at once during the connect phase. */
+  connectConcurrency: number;
+  /** Give up when no delivery arrived for this long (ms). */
+  stallMs: number;
+  /** Give up on the measured phase after this long (ms). */
+  timeoutMs: number;
+  /** How long slow clients may read in the drain phase (ms). */
+  drainMs: number;
+}
+
+/** Defaults for the fields a caller leaves out. */
+export const DEFAULT_LOAD: Omit<LoadConfig, "wsPort" | "httpPort"> = {
+  channel: "bench",
+  clients: 100,
+  slow: 0,
+  messages: 100,
+  size: 64,
+  inflight: 1,
+  idle: false,
+  connectConcurrency: 64,
+  stallMs: 10_000,
+  timeoutMs: 120_000,
+  drainMs: 10_000,
+};
+
+const timeOrigin = performance.timeOrigin;
+/** Milliseconds since the epoch, sub-millisecond: the clock of the published `ts`. */
+const clock = () => timeOrigin + performance.now();
+
+/** Measurements shared by a group of clients (the fast ones, or the slow ones). */
+class Tally {
+  /** The clock at the end of the read being scanned: every frame in it arrived then. */
+  now = 0;
+  readonly latencies: Float64Array;
+  latencyCount = 0;
+  deliveries = 0;
+  gaps = 0;
+  duplicates = 0;
+  malformed = 0;
+  missingTs = 0;
+  unexpectedFrames = 0;
+  /** Clients that got every message. */
+  completed = 0;
+  /** Clients that were closed before getting every message (they never will). */
+  lost = 0;
+  /** When the last counted delivery arrived. */
+  lastDeliveryAt = 0;
+  #onAllDone: () => void = () => {};
+  readonly allDone: Promise<void>;
+
+  constructor(readonly clients: number, readonly target: number, latencyCapacity: number) {
+    this.latencies = new Float64Array(latencyCapacity);
+    this.allDone = new Promise((resolve) => this.#onAllDone = resolve);
+  }
+
+  clientCompleted(): void {
+    this.completed++;
+    this.#check();
+  }
+
+  clientLost(): void {
+    this.lost++;
+    this.#check();
+  }
+
+  #check(): void {
+    if (this.completed + this.lost === this.clients) this.#onAllDone();
+  }
+}
+
+/** One connection: reads and scans, checks ids, answers pings and closes. */
+class BenchClient implements FrameSink {
+  readonly scanner: FrameScanner = new FrameScanner(this);
+  /** Ids up to this belong to the warm-up and are not checked or counted. */
+  base = Infinity;
+  expected = 0;
+  received = 0;
+  lastId = 0;
+  closeCode = 0;
+  closeReason = "";
+  /** Whether this side sent a close frame (never send two). */
+  closeSent = false;
+  ended = "";
+  stopping = false;
+  #writes: Promise<void> = Promise.resolve();
+  #reading: Promise<void> | null = null;
+
+  constructor(
+    readonly conn: Deno.TcpConn,
+    readonly buffer: Uint8Array,
+    readonly tally: Tally,
+  ) {}
+
+  /** Starts the read loop (once); resolves when it ends. */
+  startReading(): Promise<void> {
+    return this.#reading ??= this.#readLoop();
+  }
+
+  /** Reads until EOF, or an error (expected once {@linkcode BenchClient.stopping}). */
+  async #readLoop(): Promise<void> {
+    const { conn, buffer, scanner, tally } = this;
+    try {
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) {
+          this.ended = "eof";
+          this.#ended();
+          return;
+        }
+        tally.now = clock();
+        scanner.push(buffer, n);
+      }
+    } catch (err) {
+      if (!this.stopping) {
+        this.ended = `read error: ${err instanceof Error ? err.name : err}`;
+        this.#ended();
+      }
+    }
+  }
+
+  /** A measured client whose connection ended early will not complete: stop waiting for it. */
+  #ended(): void {
+    if (this.stopping || this.base === Infinity || this.received >= this.tally.target) return;
+    if (this.closeCode === 0) this.tally.clientLost(); // else counted at the close frame
+  }
+
+  /** Starts checking: the next message must have id `base + 1`. */
+  measureFrom(base: number): void {
+    this.base = base;
+    this.expected = base + 1;
+  }
+
+  onText(id: number, ts: number): void {
+    const tally = this.tally;
+    if (id < 0) {
+      tally.malformed++;
+      return;
+    }
+    this.lastId = id;
+    if (id <= this.base) return; // warm-up traffic
+    if (id !== this.expected) {
+      if (id < this.expected) tally.duplicates++;
+      else tally.gaps += id - this.expected;
+    }
+    this.expected = id + 1;
+    tally.deliveries++;
+    tally.lastDeliveryAt = tally.now;
+    if (Number.isNaN(ts)) tally.missingTs++;
+    else if (tally.latencyCount < tally.latencies.length) {
+      tally.latencies[tally.latencyCount++] = tally.now - ts;
+    }
+    if (++this.received === tally.target) tally.clientCompleted();
+  }
+
+  onClose(code: number, reason: string): void {
+    if (this.closeCode !== 0) return;
+    this.closeCode = code;
+    this.closeReason = reason;
+    if (!this.stopping && this.base !== Infinity && this.received < this.tally.target) {
+      this.tally.clientLost();
+    }
+    if (this.closeSent) return; // the server's reply to our close
+    // Echo the close (§5.5.1) so the server can finish its closing handshake.
+    this.closeSent = true;
+    this.send(closeFrame(code === 1005 || code === 1006 ? 1000 : code));
+  }
+
+  onPing(payload: Uint8Array): void {
+    this.send(maskedFrame(0xa, payload));
+  }
+
+  onOther(): void {
+    this.tally.unexpectedFrames++;
+  }
+
+  /** Queues a write after earlier ones; failures end nothing (the read loop sees them). */
+  send(frame: Uint8Array): Promise<void> {
+    this.#writes = this.#writes.then(() => writeAll(this.conn, frame)).catch(() => {});
+    return this.#writes;
+  }
+
+  /**
+   * Closes cleanly: sends a close frame and reads until the server closes TCP (it does so first
+   * after the closing handshake, RFC 6455 §7.1.1). That leaves TIME_WAIT on the server's side;
+   * closing here first would leave thousands of this machine's ephemeral ports in TIME_WAIT per
+   * run, slowing the next runs' connect() calls. Bounded: the socket is closed after 2 s.
+   */
+  async close(): Promise<void> {
+    this.stopping = true;
+    const reading = this.startReading();
+    if (!this.closeSent && this.ended === "") {
+      this.closeSent = true;
+      this.send(closeFrame(1000));
+    }
+    await within(reading, 2000, undefined);
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+function emit(event: Record<string, unknown>): void {
+  console.log(JSON.stringify(event));
+}
+
+/** `Deno.cpuUsage` exists at runtime in Deno 2.9 but is missing from its type declarations. */
+const cpuUsage = (Deno as unknown as { cpuUsage?: () => { user: number; system: number } })
+  .cpuUsage;
+
+/** This process's CPU time in seconds: Deno.cpuUsage, else utime + stime of /proc/self/stat. */
+function cpuSeconds(): number {
+  if (cpuUsage) {
+    const { user, system } = cpuUsage();
+    return (user + system) / 1e6;
+  }
+  const stat = Deno.readTextFileSync("/proc/self/stat");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
+}
+
+/**
+ * Per-connection read buffers: 256 KiB each, smaller when there are many connections, 4 KiB
+ * when they only idle. (A pending `conn.read` owns its buffer, so buffers cannot be shared.)
+ */
+function readBufferBytes(connections: number, idle: boolean): number {
+  if (idle) return 4096;
+  let size = 256 * 1024;
+  while (size > 16 * 1024 && size * connections > 768 * 1024 * 1024) size /= 2;
+  return size;
+}
+
+/** Opens `count` clients with at most `concurrency` handshakes at once. */
+async function connectAll(
+  config: LoadConfig,
+  keys: HandshakeKey[],
+  buffers: Uint8Array[],
+  tallies: Tally[],
+  concurrency: number,
+): Promise<{ clients: BenchClient[]; failures: string[] }> {
+  const clients: BenchClient[] = new Array(keys.length);
+  const failures: string[] = [];
+  const target = `/?channels=${encodeURIComponent(config.channel)}&demo=false`;
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) {
+      const i = next++;
+      const buffer = buffers[i];
+      try {
+        const { conn, start, end } = await openWebSocket(config.wsPort, target, keys[i], buffer);
+        const client = new BenchClient(conn, buffer, tallies[i]);
+        clients[i] = client;
+        if (end > start) client.scanner.push(buffer.subarray(start), end - start);
+      } catch (err) {
+        failures.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { clients: clients.filter((c) => c !== undefined), failures };
+}
+
+/** Builds a JSON body of exactly `size` bytes (or the minimum) stamped with the clock. */
+function makeBody(seq: number, size: number): string {
+  const head = `{"ts":${clock().toFixed(3)},"seq":${seq},"pad":"`;
+  return head + "x".repeat(Math.max(0, size - head.length - 2)) + `"}`;
+}
+
+interface PublishOutcome {
+  published: number;
+  failures: number;
+  firstFailure: string;
+  deliveredMin: number;
+  deliveredMax: number;
+  lastId: number;
+}
+
+/** Publishes `count` messages over `publishers`, each keeping one request in flight. */
+async function publishAll(
+  publishers: Publisher[],
+  channel: string,
+  count: number,
+  size: number,
+  firstSeq: number,
+): Promise<PublishOutcome> {
+  const outcome: PublishOutcome = {
+    published: 0,
+    failures: 0,
+    firstFailure: "",
+    deliveredMin: Infinity,
+    deliveredMax: 0,
+    lastId: 0,
+  };
+  const target = `/publish?channel=${encodeURIComponent(channel)}`;
+  let next = 0;
+  const worker = async (publisher: Publisher) => {
+    while (next < count) {
+      const seq = firstSeq + next++;
+      const { status, body } = await publisher.post(
+        target,
+        "application/json",
+        () => makeBody(seq, size),
+      );
+      if (status !== 200) {
+        outcome.failures++;
+        outcome.firstFailure ||= `HTTP ${status}: ${body.slice(0, 200)}`;
+        continue;
+      }
+      const answer = JSON.parse(body) as { id: number; delivered: number };
+      outcome.published++;
+      outcome.deliveredMin = Math.min(outcome.deliveredMin, answer.delivered);
+      outcome.deliveredMax = Math.max(outcome.deliveredMax, answer.delivered);
+      outcome.lastId = Math.max(outcome.lastId, answer.id);
+    }
+  };
+  await Promise.all(publishers.map(worker));
+  return outcome;
+}
+
+/** Resolves when `done` settles, or when `progress()` stops changing for `stallMs`, or at `timeoutMs`. */
+async function waitWithStall(
+  done: Promise<void>,
+  progress: () => number,
+  stallMs: number,
+  timeoutMs: number,
+): Promise<"done" | "stalled" | "timeout"> {
+  let finished = false;
+  done.then(() => finished = true);
+  const start = performance.now();
+  let last = progress();
+  let lastChange = start;
+  while (!finished) {
+    await Promise.race([done, sleep(100)]);
+    const now = performance.now();
+    const p = progress();
+    if (p !== last) {
+      last = p;
+      lastChange = now;
+    }
+    if (finished) break;
+    if (now - lastChange > stallMs) return "stalled";
+    if (now - start > timeoutMs) return "timeout";
+  }
+  return "done";
+}
+
+/**
+ * p50 and max latency of each of `parts` equal slices of the samples in arrival order: a
+ * latency that climbs from slice to slice means a backlog was building up during the run.
+ */
+function latencyTimeline(samples: Float64Array, count: number, parts: number): number[][] {
+  const out: number[][] = [];
+  for (let i = 0; i < parts; i++) {
+    const slice = samples.slice(
+      Math.floor((i * count) / parts),
+      Math.floor(((i + 1) * count) / parts),
+    );
+    const s = summarizeLatency(slice, slice.length);
+    out.push([Math.round(s.p50 * 100) / 100, Math.round(s.max * 100) / 100]);
+  }
+  return out;
+}
+
+/** Reads the runner's commands from stdin, one per line. */
+async function* commands(): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of Deno.stdin.readable) {
+    const lines = (rest + decoder.decode(chunk, { stream: true })).split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) if (line.trim()) yield line.trim();
+  }
+}
+
+/** Runs one scenario as described in the module doc. */
+export async function main(config: LoadConfig): Promise<void> {
+  const input = commands();
+  const waitFor = async (word: string) => {
+    for (let r = await input.next(); !r.done; r = await input.next()) if (r.value === word) return;
+    throw new Error(`stdin closed while waiting for "${word}"`);
+  };
+  const total = config.clients + config.slow;
+  const keys = await makeKeys(total);
+  const fast = new Tally(config.clients, config.messages, config.clients * config.messages);
+  const slow = new Tally(config.slow, config.messages, 0);
+  const tallies = keys.map((_, i) => i < config.clients ? fast : slow);
+  // Allocated before the clock starts: zeroing 10,000 × 64 KiB costs the client ~0.2 s, which
+  // would otherwise be charged to the server's handshake rate.
+  const size = readBufferBytes(total, config.idle);
+  const buffers = keys.map(() => new Uint8Array(size));
+
+  // Connect phase: the server's handshake rate (keys and their accept values are ready).
+  const cpu0 = cpuSeconds();
+  const t0 = performance.now();
+  const { clients, failures } = await connectAll(
+    config,
+    keys,
+    buffers,
+    tallies,
+    config.connectConcurrency,
+  );
+  const connectSeconds = (performance.now() - t0) / 1000;
+  const connectCpu = cpuSeconds() - cpu0;
+  const fastClients = clients.filter((c) => c.tally === fast);
+  const slowClients = clients.filter((c) => c.tally === slow);
+  for (const c of fastClients) c.startReading();
+  emit({
+    event: "connected",
+    connected: clients.length,
+    failures: failures.length,
+    firstFailure: failures[0],
+    seconds: connectSeconds,
+    handshakesPerSec: clients.length / connectSeconds,
+    clientCpuPercent: (100 * connectCpu) / connectSeconds,
+  });
+
+  if (!config.idle) {
+    await waitFor("go");
+    const publishers = await Promise.all(
+      Array.from({ length: config.inflight }, () => Publisher.connect(config.httpPort)),
+    );
+    // Warm-up: publish until every subscriber is registered (the first publishes may race the
+    // servers' bookkeeping of just-opened sockets), and wait until all fast clients saw it.
+    let warm = await publishAll(publishers.slice(0, 1), config.channel, 1, config.size, 0);
+    for (let i = 0; warm.deliveredMax < clients.length && warm.failures === 0 && i < 50; i++) {
+      await sleep(100);
+      warm = await publishAll(publishers.slice(0, 1), config.channel, 1, config.size, 0);
+    }
+    if (warm.failures > 0) throw new Error(`warm-up publish failed: ${warm.firstFailure}`);
+    const base = warm.lastId;
+    const seen = waitWithStall(
+      (async () => {
+        while (fastClients.some((c) => c.lastId < base)) await sleep(20);
+      })(),
+      () => 0,
+      config.stallMs,
+      config.stallMs,
+    );
+    if ((await seen) !== "done") throw new Error("the warm-up message did not reach every client");
+    for (const c of clients) c.measureFrom(base);
+
+    // Measured phase: publish, then wait for every fast client to have every message.
+    const cpu1 = cpuSeconds();
+    const start = clock();
+    fast.lastDeliveryAt = start;
+    const publishing = publishAll(publishers, config.channel, config.messages, config.size, 1);
+    const outcome = await waitWithStall(
+      fast.clients === 0 ? publishing.then(() => {}) : fast.allDone,
+      () => fast.deliveries,
+      config.stallMs,
+      config.timeoutMs,
+    );
+    // Up to the last delivery, even when some clients were lost or the phase stalled.
+    const end = fast.lastDeliveryAt;
+    const published = await within(publishing, 1000, null);
+    const seconds = (end - start) / 1000;
+    // Before the summary sorts the samples: they are in arrival order here.
+    const timeline = latencyTimeline(fast.latencies, fast.latencyCount, 10);
+    const latency: LatencySummary = summarizeLatency(fast.latencies, fast.latencyCount);
+    emit({
+      event: "result",
+      outcome,
+      expected: fastClients.length * config.messages,
+      deliveries: fast.deliveries,
+      seconds,
+      deliveriesPerSec: seconds > 0 ? fast.deliveries / seconds : 0,
+      latency,
+      latencyTimeline: timeline,
+      errors: {
+        gaps: fast.gaps,
+        duplicates: fast.duplicates,
+        malformed: fast.malformed,
+        missingTs: fast.missingTs,
+        unexpectedFrames: fast.unexpectedFrames,
+        incompleteClients: fastClients.length - fast.completed,
+        closedClients: fastClients.filter((c) => c.closeCode !== 0 || c.ended !== "").length,
+      },
+      publish: published,
+      clientCpuPercent: (100 * (cpuSeconds() - cpu1)) / ((clock() - start) / 1000),
+    });
+    for (const p of publishers) p.close();
+
+    if (slowClients.length > 0) {
+      // The slow consumers start reading now: what did the server keep for them, and did it
+      // close them?
+      await waitFor("drain");
+      for (const c of slowClients) c.startReading();
+      const settled = (c: BenchClient) =>
+        c.received >= config.messages || c.closeCode !== 0 || c.ended !== "";
+      const drainEnd = performance.now() + config.drainMs;
+      while (!slowClients.every(settled) && performance.now() < drainEnd) await sleep(50);
+      const codes: Record<string, number> = {};
+      for (const c of slowClients) {
+        const key = c.closeCode ? `${c.closeCode} ${c.closeReason}` : c.ended || "open";
+        codes[key] = (codes[key] ?? 0) + 1;
+      }
+      const got = slowClients.map((c) => c.received);
+      emit({
+        event: "slow",
+        clients: slowClients.length,
+        closes: codes,
+        receivedMin: Math.min(...got),
+        receivedMax: Math.max(...got),
+        gaps: slow.gaps,
+        duplicates: slow.duplicates,
+      });
+    }
+  }
+
+  await waitFor("close");
+  await within(Promise.all(clients.map((c) => c.close())), 5000, undefined);
+  emit({ event: "closed" });
+}
+
+if (import.meta.main) {
+  const config: LoadConfig = { ...DEFAULT_LOAD, ...JSON.parse(Deno.args[0] ?? "{}") };
+  try {
+    await main(config);
+    Deno.exit(0);
+  } catch (err) {
+    emit({ event: "error", message: err instanceof Error ? err.message : String(err) });
+    Deno.exit(1);
+  }
+}
