@@ -65,6 +65,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     maxQueueBytes: config.maxQueueBytes,
     closeTimeout: config.closeTimeout,
     sendTimeout: config.sendTimeout,
+    writeDelay: config.writeDelay,
     pingInterval: config.pingInterval,
     pongTimeout: config.pongTimeout,
     allowedOrigins: config.allowedOrigins.includes("*") ? "*" : config.allowedOrigins,

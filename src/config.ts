@@ -37,6 +37,8 @@ export interface Config {
   demoInterval: [number, number];
   /** Bytes that may wait in one client's outgoing queue before it counts as a slow consumer. */
   maxQueueBytes: number;
+  /** Delay before a woken writer writes, so several publishes share one write; 0 = none. */
+  writeDelay: number;
   /** A write that makes no progress for this long ends the connection. */
   sendTimeout: number;
   /** Publications kept per channel for resume. */
@@ -213,6 +215,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "2MiB",
     help: "Outgoing bytes queued per client before it is a slow consumer.",
     parse: size(1024, 1024 * 1024 * 1024),
+  },
+  {
+    key: "writeDelay",
+    flag: "write-delay",
+    default: "1ms",
+    help: "Coalesce writes for this long so publishes share one write per socket (0 = off).",
+    parse: duration(0, 100),
   },
   {
     key: "sendTimeout",

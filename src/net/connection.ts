@@ -14,6 +14,7 @@ import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { ClientQueue } from "../push/client_queue.ts";
+import type { WriteScheduler } from "../push/write_scheduler.ts";
 import { runPushLoop, type WriteTracker } from "../push/push_loop.ts";
 
 /** What a route does with its connections. Every method is optional but `onMessage`. */
@@ -47,6 +48,8 @@ export interface ConnectionOptions {
   closeTimeout: number;
   /** How long a write may make no progress. */
   sendTimeout: number;
+  /** Defers writer wake-ups so publishes coalesce; null writes at once. */
+  scheduler: WriteScheduler | null;
   /** Ping the client after this much silence; 0 disables pings. */
   pingInterval: number;
   /** Drop a pinged client that stays silent this long. */
@@ -122,7 +125,7 @@ export class Connection {
     this.id = options.id;
     this.request = options.request;
     this.remote = options.remote;
-    this.#queue = new ClientQueue(options.maxQueueBytes);
+    this.#queue = new ClientQueue(options.maxQueueBytes, options.scheduler);
     this.#reader = new MessageReader(
       { role: "server", maxMessageBytes: options.maxMessageBytes },
       (event) => this.#onEvent(event),

@@ -20,6 +20,7 @@ import {
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { writeFully } from "../push/push_loop.ts";
+import { WriteScheduler } from "../push/write_scheduler.ts";
 import { Connection, type ConnectionHandler, READ_BUFFER_SMALL } from "./connection.ts";
 
 /** Options of {@linkcode WebSocketServer}. */
@@ -44,6 +45,8 @@ export interface WebSocketServerOptions {
   closeTimeout: number;
   /** Longest stalled write. */
   sendTimeout: number;
+  /** Write coalescing delay in ms; 0 writes at once. */
+  writeDelay: number;
   /** Ping after this much silence; 0 disables pings. */
   pingInterval: number;
   /** Drop a pinged client silent this long. */
@@ -91,6 +94,7 @@ export class WebSocketServer {
   #nextId = 1;
   /** Handshakes that passed the client limit and are writing their 101 response. */
   #reserved = 0;
+  #scheduler: WriteScheduler | null = null;
   #closing = false;
   #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
 
@@ -121,6 +125,7 @@ export class WebSocketServer {
     if (o.pingInterval > 0) deadlines.push(o.pingInterval);
     const tickMs = Math.min(1000, Math.max(10, Math.min(...deadlines) / 4));
     this.#ticker = setInterval(() => this.#tick(), tickMs);
+    if (o.writeDelay > 0) this.#scheduler = new WriteScheduler(o.writeDelay);
     this.#acceptLoop = this.#accept(this.#listener);
     const addr = this.#listener.addr as Deno.NetAddr;
     this.#options.logger.info("ws.listening", { address: `${addr.hostname}:${addr.port}` });
@@ -157,6 +162,7 @@ export class WebSocketServer {
     await all;
     await Promise.all(this.#tasks);
     clearInterval(this.#ticker);
+    this.#scheduler?.close();
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
@@ -315,6 +321,7 @@ export class WebSocketServer {
       maxQueueBytes: o.maxQueueBytes,
       closeTimeout: o.closeTimeout,
       sendTimeout: o.sendTimeout,
+      scheduler: this.#scheduler,
       pingInterval: o.pingInterval,
       pongTimeout: o.pongTimeout,
       handler,

@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { WriteScheduler } from "./write_scheduler.ts";
+
 /** The most bytes {@linkcode ClientQueue.take} joins into one write. */
 export const MAX_BATCH_BYTES = 256 * 1024;
 
@@ -33,10 +35,17 @@ export class ClientQueue {
   #final: Uint8Array | null = null;
   #sealed = false;
   #wake: (() => void) | null = null;
+  #wakeScheduled = false;
+  readonly #scheduler: WriteScheduler | null;
 
-  /** Creates a queue that holds at most `maxBytes` of data frames. */
-  constructor(maxBytes: number) {
+  /**
+   * Creates a queue that holds at most `maxBytes` of data frames. With a `scheduler`, a waiting
+   * writer is woken at its next flush instead of at once, so frames of several publishes
+   * coalesce into one write.
+   */
+  constructor(maxBytes: number, scheduler: WriteScheduler | null = null) {
     this.maxBytes = maxBytes;
+    this.#scheduler = scheduler;
   }
 
   /** Data bytes waiting. */
@@ -157,7 +166,24 @@ export class ClientQueue {
     this.#bytes = 0;
   }
 
+  /** Wakes the waiting writer now (the scheduler's flush calls this). */
+  wakeNow(): void {
+    this.#wakeScheduled = false;
+    const wake = this.#wake;
+    if (wake) {
+      this.#wake = null;
+      wake();
+    }
+  }
+
   #notify(): void {
+    if (this.#scheduler !== null && !this.#sealed) {
+      if (this.#wake !== null && !this.#wakeScheduled) {
+        this.#wakeScheduled = true;
+        this.#scheduler.schedule(this);
+      }
+      return;
+    }
     const wake = this.#wake;
     if (wake) {
       this.#wake = null;

@@ -131,7 +131,7 @@ Deno.test("a resume beyond history or from another epoch gets a lost notice, the
 Deno.test("a client that never reads is dropped as a slow consumer; a fast one gets every message", async () => {
   await using server = await startTestServer([
     "--max-queue-bytes",
-    "64KiB",
+    "1MiB",
     "--close-timeout",
     "200ms",
   ]);
