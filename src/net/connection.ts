@@ -26,6 +26,12 @@ export interface ConnectionHandler {
     c: Connection,
     message: { type: "text"; data: string } | { type: "binary"; data: Uint8Array },
   ): void;
+  /**
+   * Called once when the connection starts closing (any reason), right after its signal aborts:
+   * stop routing messages to it. A plain method, not an abort listener, because a listener per
+   * connection costs memory on every idle client.
+   */
+  onClosing?(c: Connection): void;
   /** Called once, after the socket is closed and both loops have ended. */
   onClose?(c: Connection): void;
 }
@@ -100,7 +106,8 @@ export class Connection {
   readonly #conn: Deno.Conn;
   readonly #options: ConnectionOptions;
   readonly #queue: ClientQueue;
-  readonly #reader: MessageReader;
+  /** Created at the client's first bytes: an idle client holds no parser state. */
+  #reader: MessageReader | null = null;
   #state: ConnectionState = "open";
   #failed = false;
   #writerDone = false;
@@ -126,10 +133,6 @@ export class Connection {
     this.request = options.request;
     this.remote = options.remote;
     this.#queue = new ClientQueue(options.maxQueueBytes, options.scheduler);
-    this.#reader = new MessageReader(
-      { role: "server", maxMessageBytes: options.maxMessageBytes },
-      (event) => this.#onEvent(event),
-    );
     const writer = runPushLoop(this.#queue, conn, this.#tracker).then(
       () => this.#onWriterDone(),
       (err) => this.#destroy(`write failed: ${errorText(err)}`),
@@ -217,7 +220,7 @@ export class Connection {
     this.#options.metrics.closeCodesSent.inc(code);
     this.#queue.seal(encodeCloseFrame(code, reason), discard);
     this.#closeDeadline = performance.now() + this.#options.closeTimeout;
-    this.controller.abort();
+    this.#abort();
   }
 
   /**
@@ -278,7 +281,7 @@ export class Connection {
       // Grow the buffer only while large frames arrive; idle connections keep a small one.
       if (n === buffer.length && buffer.length < READ_BUFFER_LARGE) {
         buffer = new Uint8Array(buffer.length * 4);
-      } else if (buffer.length > READ_BUFFER_SMALL && this.#reader.bufferedBytes === 0) {
+      } else if (buffer.length > READ_BUFFER_SMALL && this.#reader?.bufferedBytes === 0) {
         buffer = new Uint8Array(READ_BUFFER_SMALL);
       }
     }
@@ -287,6 +290,10 @@ export class Connection {
   /** Feeds bytes to the reader; returns false when the read loop must stop. */
   #feed(bytes: Uint8Array): boolean {
     try {
+      this.#reader ??= new MessageReader(
+        { role: "server", maxMessageBytes: this.#options.maxMessageBytes },
+        (event) => this.#onEvent(event),
+      );
       this.#reader.push(bytes);
     } catch (err) {
       if (!(err instanceof ProtocolError)) {
@@ -356,11 +363,25 @@ export class Connection {
     }
   }
 
+  /** Aborts the signal and tells the handler, once, whatever starts the closing. */
+  #abort(): void {
+    if (this.controller.signal.aborted) return;
+    this.controller.abort();
+    try {
+      this.#options.handler.onClosing?.(this);
+    } catch (err) {
+      this.#options.logger.error("connection.on_closing_failed", {
+        client: this.id,
+        error: errorText(err),
+      });
+    }
+  }
+
   #destroy(reason: string): void {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#endReason = reason;
-    this.controller.abort();
+    this.#abort();
     this.#queue.dispose();
     try {
       this.#conn.close();

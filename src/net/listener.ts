@@ -257,7 +257,9 @@ export class WebSocketServer {
         // Bytes past the head are the first frame(s): keep them for the parser.
         return {
           request: parseRequestHead(buffer.subarray(0, end)),
-          leftover: buffer.slice(end, length),
+          // Usually nothing follows the head: share one empty array instead of keeping a new one
+          // alive for the connection's lifetime.
+          leftover: end === length ? EMPTY : buffer.slice(end, length),
           buffer,
         };
       }

@@ -62,12 +62,13 @@ export class FrameParser {
   readonly #masked: boolean;
   readonly #onFrame: (frame: Frame) => void;
   #state = State.Header;
-  readonly #head = new Uint8Array(MAX_HEADER);
+  /** Header bytes, allocated at the first frame: idle connections hold no buffers. */
+  #head: Uint8Array | null = null;
   #headLength = 0;
   #headNeeded = 2;
   #fin = false;
   #opcode = 0;
-  #mask = new Uint8Array(4);
+  #mask: Uint8Array | null = null;
   #payload = new Uint8Array(0);
   #payloadOffset = 0;
 
@@ -102,6 +103,7 @@ export class FrameParser {
 
   #readHeader(chunk: Uint8Array, i: number): number {
     const take = Math.min(this.#headNeeded - this.#headLength, chunk.length - i);
+    this.#head ??= new Uint8Array(MAX_HEADER);
     this.#head.set(chunk.subarray(i, i + take), this.#headLength);
     this.#headLength += take;
     i += take;
@@ -116,8 +118,8 @@ export class FrameParser {
 
   /** Validates byte 0 and 1 (§5.2) and returns the full header length they announce. */
   #checkFirstTwoBytes(): number {
-    const b0 = this.#head[0];
-    const b1 = this.#head[1];
+    const b0 = this.#head![0];
+    const b1 = this.#head![1];
     if (b0 & 0x70) throw new ProtocolError("reserved-bits");
     const opcode = b0 & 0x0f;
     if (!isKnownOpcode(opcode)) throw new ProtocolError("unknown-opcode");
@@ -136,7 +138,7 @@ export class FrameParser {
   }
 
   #startPayload(): void {
-    const head = this.#head;
+    const head = this.#head!;
     const len7 = head[1] & 0x7f;
     let length: number;
     let at = 2;
@@ -155,7 +157,7 @@ export class FrameParser {
     if (!isControlOpcode(this.#opcode) && length > this.maxPayloadBytes) {
       throw new ProtocolError("message-too-big");
     }
-    if (this.#masked) this.#mask = head.slice(at, at + 4);
+    if (this.#masked) (this.#mask ??= new Uint8Array(4)).set(head.subarray(at, at + 4));
     this.#headLength = 0;
     this.#headNeeded = 2;
     this.#payload = new Uint8Array(length);
@@ -169,7 +171,7 @@ export class FrameParser {
     const take = Math.min(payload.length - this.#payloadOffset, chunk.length - i);
     const start = this.#payloadOffset;
     if (this.#masked) {
-      const mask = this.#mask;
+      const mask = this.#mask!;
       for (let j = 0; j < take; j++) payload[start + j] = chunk[i + j] ^ mask[(start + j) & 3];
     } else {
       payload.set(chunk.subarray(i, i + take), start);

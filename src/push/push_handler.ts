@@ -113,8 +113,6 @@ export function createPushHandler(options: PushHandlerOptions): ConnectionHandle
 
   return {
     onOpen(c) {
-      // Leave every channel as soon as the connection starts closing, not when it has closed.
-      c.signal.addEventListener("abort", () => hub.unsubscribeAll(c), { once: true });
       const query = c.request.query;
       const since = new Map<string, Position>();
       for (const item of (query.get("since") ?? "").split(",").filter(Boolean)) {
@@ -132,6 +130,10 @@ export function createPushHandler(options: PushHandlerOptions): ConnectionHandle
           logger.error("demo.failed", { client: c.id, error: String(err) });
         });
       }
+    },
+    onClosing(c) {
+      // Leave every channel as soon as the connection starts closing, not when it has closed.
+      hub.unsubscribeAll(c);
     },
     onMessage(c, message) {
       if (message.type === "binary") {
