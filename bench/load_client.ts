@@ -14,18 +14,11 @@
  *
  * @module
  */
-import { FrameScanner, type FrameSink } from "./frame_scanner.ts";
+import { type BenchClient, clock, connectAll, readBufferBytes, Tally } from "./bench_client.ts";
 import { Publisher } from "./http_publisher.ts";
 import { sleep, within } from "./proc.ts";
 import { type LatencySummary, summarizeLatency } from "./stats.ts";
-import {
-  closeFrame,
-  type HandshakeKey,
-  makeKeys,
-  maskedFrame,
-  openWebSocket,
-  writeAll,
-} from "./ws_handshake.ts";
+import { makeKeys } from "./ws_handshake.ts";
 
 /** One scenario as the load client runs it. */
 export interface LoadConfig {
@@ -72,184 +65,6 @@ export const DEFAULT_LOAD: Omit<LoadConfig, "wsPort" | "httpPort"> = {
   drainMs: 10_000,
 };
 
-const timeOrigin = performance.timeOrigin;
-/** Milliseconds since the epoch, sub-millisecond: the clock of the published `ts`. */
-const clock = () => timeOrigin + performance.now();
-
-/** Measurements shared by a group of clients (the fast ones, or the slow ones). */
-class Tally {
-  /** The clock at the end of the read being scanned: every frame in it arrived then. */
-  now = 0;
-  readonly latencies: Float64Array;
-  latencyCount = 0;
-  deliveries = 0;
-  gaps = 0;
-  duplicates = 0;
-  malformed = 0;
-  missingTs = 0;
-  unexpectedFrames = 0;
-  /** Clients that got every message. */
-  completed = 0;
-  /** Clients that were closed before getting every message (they never will). */
-  lost = 0;
-  /** When the last counted delivery arrived. */
-  lastDeliveryAt = 0;
-  #onAllDone: () => void = () => {};
-  readonly allDone: Promise<void>;
-
-  constructor(readonly clients: number, readonly target: number, latencyCapacity: number) {
-    this.latencies = new Float64Array(latencyCapacity);
-    this.allDone = new Promise((resolve) => this.#onAllDone = resolve);
-  }
-
-  clientCompleted(): void {
-    this.completed++;
-    this.#check();
-  }
-
-  clientLost(): void {
-    this.lost++;
-    this.#check();
-  }
-
-  #check(): void {
-    if (this.completed + this.lost === this.clients) this.#onAllDone();
-  }
-}
-
-/** One connection: reads and scans, checks ids, answers pings and closes. */
-class BenchClient implements FrameSink {
-  readonly scanner: FrameScanner = new FrameScanner(this);
-  /** Ids up to this belong to the warm-up and are not checked or counted. */
-  base = Infinity;
-  expected = 0;
-  received = 0;
-  lastId = 0;
-  closeCode = 0;
-  closeReason = "";
-  /** Whether this side sent a close frame (never send two). */
-  closeSent = false;
-  ended = "";
-  stopping = false;
-  #writes: Promise<void> = Promise.resolve();
-  #reading: Promise<void> | null = null;
-
-  constructor(
-    readonly conn: Deno.TcpConn,
-    readonly buffer: Uint8Array,
-    readonly tally: Tally,
-  ) {}
-
-  /** Starts the read loop (once); resolves when it ends. */
-  startReading(): Promise<void> {
-    return this.#reading ??= this.#readLoop();
-  }
-
-  /** Reads until EOF, or an error (expected once {@linkcode BenchClient.stopping}). */
-  async #readLoop(): Promise<void> {
-    const { conn, buffer, scanner, tally } = this;
-    try {
-      while (true) {
-        const n = await conn.read(buffer);
-        if (n === null) {
-          this.ended = "eof";
-          this.#ended();
-          return;
-        }
-        tally.now = clock();
-        scanner.push(buffer, n);
-      }
-    } catch (err) {
-      if (!this.stopping) {
-        this.ended = `read error: ${err instanceof Error ? err.name : err}`;
-        this.#ended();
-      }
-    }
-  }
-
-  /** A measured client whose connection ended early will not complete: stop waiting for it. */
-  #ended(): void {
-    if (this.stopping || this.base === Infinity || this.received >= this.tally.target) return;
-    if (this.closeCode === 0) this.tally.clientLost(); // else counted at the close frame
-  }
-
-  /** Starts checking: the next message must have id `base + 1`. */
-  measureFrom(base: number): void {
-    this.base = base;
-    this.expected = base + 1;
-  }
-
-  onText(id: number, ts: number): void {
-    const tally = this.tally;
-    if (id < 0) {
-      tally.malformed++;
-      return;
-    }
-    this.lastId = id;
-    if (id <= this.base) return; // warm-up traffic
-    if (id !== this.expected) {
-      if (id < this.expected) tally.duplicates++;
-      else tally.gaps += id - this.expected;
-    }
-    this.expected = id + 1;
-    tally.deliveries++;
-    tally.lastDeliveryAt = tally.now;
-    if (Number.isNaN(ts)) tally.missingTs++;
-    else if (tally.latencyCount < tally.latencies.length) {
-      tally.latencies[tally.latencyCount++] = tally.now - ts;
-    }
-    if (++this.received === tally.target) tally.clientCompleted();
-  }
-
-  onClose(code: number, reason: string): void {
-    if (this.closeCode !== 0) return;
-    this.closeCode = code;
-    this.closeReason = reason;
-    if (!this.stopping && this.base !== Infinity && this.received < this.tally.target) {
-      this.tally.clientLost();
-    }
-    if (this.closeSent) return; // the server's reply to our close
-    // Echo the close (§5.5.1) so the server can finish its closing handshake.
-    this.closeSent = true;
-    this.send(closeFrame(code === 1005 || code === 1006 ? 1000 : code));
-  }
-
-  onPing(payload: Uint8Array): void {
-    this.send(maskedFrame(0xa, payload));
-  }
-
-  onOther(): void {
-    this.tally.unexpectedFrames++;
-  }
-
-  /** Queues a write after earlier ones; failures end nothing (the read loop sees them). */
-  send(frame: Uint8Array): Promise<void> {
-    this.#writes = this.#writes.then(() => writeAll(this.conn, frame)).catch(() => {});
-    return this.#writes;
-  }
-
-  /**
-   * Closes cleanly: sends a close frame and reads until the server closes TCP (it does so first
-   * after the closing handshake, RFC 6455 §7.1.1). That leaves TIME_WAIT on the server's side;
-   * closing here first would leave thousands of this machine's ephemeral ports in TIME_WAIT per
-   * run, slowing the next runs' connect() calls. Bounded: the socket is closed after 2 s.
-   */
-  async close(): Promise<void> {
-    this.stopping = true;
-    const reading = this.startReading();
-    if (!this.closeSent && this.ended === "") {
-      this.closeSent = true;
-      this.send(closeFrame(1000));
-    }
-    await within(reading, 2000, undefined);
-    try {
-      this.conn.close();
-    } catch {
-      // Already closed.
-    }
-  }
-}
-
 function emit(event: Record<string, unknown>): void {
   console.log(JSON.stringify(event));
 }
@@ -267,47 +82,6 @@ function cpuSeconds(): number {
   const stat = Deno.readTextFileSync("/proc/self/stat");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
-}
-
-/**
- * Per-connection read buffers: 256 KiB each, smaller when there are many connections, 4 KiB
- * when they only idle. (A pending `conn.read` owns its buffer, so buffers cannot be shared.)
- */
-function readBufferBytes(connections: number, idle: boolean): number {
-  if (idle) return 4096;
-  let size = 256 * 1024;
-  while (size > 16 * 1024 && size * connections > 768 * 1024 * 1024) size /= 2;
-  return size;
-}
-
-/** Opens `count` clients with at most `concurrency` handshakes at once. */
-async function connectAll(
-  config: LoadConfig,
-  keys: HandshakeKey[],
-  buffers: Uint8Array[],
-  tallies: Tally[],
-  concurrency: number,
-): Promise<{ clients: BenchClient[]; failures: string[] }> {
-  const clients: BenchClient[] = new Array(keys.length);
-  const failures: string[] = [];
-  const target = `/?channels=${encodeURIComponent(config.channel)}&demo=false`;
-  let next = 0;
-  const worker = async () => {
-    while (next < keys.length) {
-      const i = next++;
-      const buffer = buffers[i];
-      try {
-        const { conn, start, end } = await openWebSocket(config.wsPort, target, keys[i], buffer);
-        const client = new BenchClient(conn, buffer, tallies[i]);
-        clients[i] = client;
-        if (end > start) client.scanner.push(buffer.subarray(start), end - start);
-      } catch (err) {
-        failures.push(err instanceof Error ? err.message : String(err));
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  return { clients: clients.filter((c) => c !== undefined), failures };
 }
 
 /** Builds a JSON body of exactly `size` bytes (or the minimum) stamped with the clock. */

@@ -37,6 +37,8 @@ export interface RunResult {
   latencyTimeline?: number[][];
   /** With `--cpu-prof`: the server's top functions by self time. */
   profileTop?: string[];
+  /** For our server: the hash of its sources when the run started. */
+  sourceHash?: string;
 }
 
 /** A metric of the table. */
@@ -368,6 +370,8 @@ export function targetsTable(targets: TargetResult[]): string {
 export interface ReportInput {
   /** The machine. */
   machine: MachineInfo;
+  /** Which version of our server was measured. */
+  commit: string;
   /** The command that produced it. */
   command: string;
   /** How each server was started (with placeholder ports). */
@@ -426,6 +430,7 @@ servers alternating, each run on a freshly started server.
       : "`taskset` not found: processes were not pinned"
   }; open-file limit raised with \`ulimit -n\` (hard limit ${machine.hardFileLimit})
 - loopback only (127.0.0.1)
+- our server: commit ${input.commit}
 
 ## Command
 
@@ -443,12 +448,13 @@ ${input.serverCommands.builtin}
 ## Results
 
 Medians over the runs, (min–max) across them; ratios are ours / built-in of the medians.
-Latency is publish-to-delivery: the publisher stamps \`ts\` (\`performance.timeOrigin +
-performance.now()\`) into the body right before sending the POST; the client subtracts it from
-the time the read that carried the frame completed. Deliveries/s counts frames received by all
-clients from the first publish to the last delivery. "Other load" is CPU time used on the
-machine by processes other than the server and the load client during the measured phase
-(noise from whatever else ran at the time).
+Latency is publish-to-delivery: the publisher stamps \`ts\`
+(\`performance.timeOrigin + performance.now()\`) into the body right before sending the POST;
+the client subtracts it from the time the read that carried the frame completed. Deliveries/s
+counts frames received by all clients from the first publish to the last delivery. Server CPU is
+the share of its one core used during the measured phase (near 100%: the server was the limit);
+the load client's is shown so it can be seen not to be. "Other load" is CPU time used on the
+machine by other processes during the measured phase (noise from whatever else ran).
 
 ${resultsTable(input.scenarios, input.results)}
 

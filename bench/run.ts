@@ -35,6 +35,7 @@ import {
   waitForQuiet,
   within,
 } from "./proc.ts";
+import { describeCommit, sourceHash } from "./code_version.ts";
 import { Publisher } from "./http_publisher.ts";
 import { summarizeProfile } from "./profile_top.ts";
 import {
@@ -433,6 +434,8 @@ async function main(): Promise<void> {
   await Deno.mkdir(`${ROOT}${ARTIFACTS}`, { recursive: true });
   Deno.chdir(ROOT);
   const machine = await machineInfo();
+  const commit = await describeCommit();
+  const firstHash = await sourceHash();
   const all = options.quick ? quickScenarios() : fullScenarios();
   const scenarios = selectScenarios(all, options.only);
   if (scenarios.length === 0) throw new Error(`No scenario matches --only=${options.only}.`);
@@ -474,7 +477,9 @@ async function main(): Promise<void> {
           console.log(`  ${SERVER_NAMES[kind].padEnd(8)} run ${rep}: skipped: no publish API`);
           continue;
         }
+        const hash = kind === "ours" ? await sourceHash() : undefined;
         const r = await runQuietly(scenario, kind, rep, context, options.retries);
+        r.sourceHash = hash;
         if (kind === "ours" && r.skipped?.startsWith("no publish API")) {
           oursLacksApi = r.skipped;
         }
@@ -491,6 +496,14 @@ async function main(): Promise<void> {
     console.log(`\n${note}`);
   }
 
+  const hashes = [...new Set([firstHash, ...results.map((r) => r.sourceHash ?? firstHash)])];
+  if (hashes.length > 1) {
+    const note = `WARNING: our server's sources changed during this run (source hashes ${
+      hashes.join(", ")
+    }): its runs measured different versions; run again for a clean table.`;
+    notes.unshift(note);
+    console.log(`\n${note}`);
+  }
   const targets = evaluateTargets(scenarios, results, MAX_QUEUE_BYTES);
   console.log(`\n${resultsTable(scenarios, results)}\n\n${targetsTable(targets)}`);
   for (const t of targets) console.log(`${t.verdict.padEnd(4)}  ${t.target}: ${t.measured}`);
@@ -510,6 +523,7 @@ async function main(): Promise<void> {
     }`;
   let report = renderReport({
     machine,
+    commit: `${commit}; sources (main.ts, src/) hash ${hashes.join(" → ")}`,
     command,
     serverCommands: {
       ours: show(serverArgv("ours", 0, 0)).replace(
