@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import {
@@ -75,13 +76,7 @@ async function readBody(request: Request, max: number): Promise<Uint8Array> {
       parts.push(chunk);
     }
   }
-  const body = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    body.set(part, at);
-    at += part.length;
-  }
-  return body;
+  return parts.length === 0 ? new Uint8Array(0) : concatBytes(parts, total);
 }
 
 /** Turns a body into a {@linkcode Publication} according to its Content-Type. */

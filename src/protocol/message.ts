@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 import { parseClosePayload } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
 import { type Frame, FrameParser } from "./frame_parser.ts";
@@ -128,7 +129,7 @@ export class MessageReader {
     }
     const event: WebSocketEvent = this.#messageOpcode === Opcode.Text
       ? { type: "text", data: this.#text }
-      : { type: "binary", data: concat(this.#binaryParts, this.#messageBytes) };
+      : { type: "binary", data: concatBytes(this.#binaryParts, this.#messageBytes) };
     this.#messageOpcode = 0;
     this.#messageBytes = 0;
     this.#binaryParts = [];
@@ -155,15 +156,3 @@ export class MessageReader {
  * between calls, and one decoder per connection would cost memory on every idle client.
  */
 const WHOLE_DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/** Joins `parts` (whose lengths sum to `length`) into one buffer. */
-export function concat(parts: Uint8Array[], length: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}

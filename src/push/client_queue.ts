@@ -7,6 +7,7 @@
  * @module
  */
 
+import { concatBytes } from "../bytes.ts";
 import type { WriteScheduler } from "./write_scheduler.ts";
 
 /** The most bytes {@linkcode ClientQueue.take} joins into one write. */
@@ -143,15 +144,7 @@ export class ClientQueue {
         this.#final = null;
       }
     }
-    if (parts.length === 0) return null;
-    if (parts.length === 1) return parts[0];
-    const out = new Uint8Array(total);
-    let at = 0;
-    for (const part of parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
+    return parts.length === 0 ? null : concatBytes(parts, total);
   }
 
   /** Resolves when something is waiting or the queue is sealed with nothing left. */

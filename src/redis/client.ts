@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 import type { Logger } from "../log.ts";
 import { encodeCommand, RespError, RespParser, type RespValue } from "./resp.ts";
 import type { RedisOptions } from "./url.ts";
@@ -98,18 +99,6 @@ const CONNECT_FAILURE_WARN_INTERVAL = 60_000;
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }
 
 /** A command waiting for its reply. */
@@ -226,7 +215,7 @@ class Link implements RedisLink {
     await Promise.resolve();
     try {
       while (this.#out.length > 0 && !this.#ended) {
-        const batch = this.#out.length === 1 ? this.#out[0] : concat(this.#out);
+        const batch = this.#out.length === 1 ? this.#out[0] : concatBytes(this.#out);
         this.#out = [];
         // conn.write may write only part of the buffer: loop until all of it is out.
         for (let at = 0; at < batch.length;) {
