@@ -11,7 +11,14 @@ import { concatBytes } from "../bytes.ts";
 import type { WriteScheduler } from "./write_scheduler.ts";
 
 /** The most bytes {@linkcode ClientQueue.take} joins into one write. */
-export const MAX_BATCH_BYTES = 256 * 1024;
+export const MAX_BATCH_BYTES = 64 * 1024;
+
+/**
+ * Frames at least this large are written on their own, never copied into a batch, and a queue
+ * holding this much wakes its writer at once instead of waiting for the write delay: coalescing
+ * pays for small frames, where the write costs far more than the copy, not for large ones.
+ */
+export const COALESCE_LIMIT = 16 * 1024;
 
 /**
  * A FIFO of encoded frames with control frames first and a final close frame last.
@@ -129,11 +136,13 @@ export class ClientQueue {
     const data = this.#data;
     while (this.#head < data.length) {
       const frame = data[this.#head];
-      if (parts.length > 0 && total + frame.length > MAX_BATCH_BYTES) break;
+      const large = frame.length >= COALESCE_LIMIT;
+      if (parts.length > 0 && (large || total + frame.length > MAX_BATCH_BYTES)) break;
       parts.push(frame);
       total += frame.length;
       this.#bytes -= frame.length;
       data[this.#head++] = EMPTY;
+      if (large) break; // written alone: copying it would cost more than the write it saves
     }
     if (this.#head === data.length) {
       this.#data = [];
@@ -170,7 +179,8 @@ export class ClientQueue {
   }
 
   #notify(): void {
-    if (this.#scheduler !== null && !this.#sealed) {
+    // Enough bytes for a write of their own: no reason to wait for more.
+    if (this.#scheduler !== null && !this.#sealed && this.#bytes < COALESCE_LIMIT) {
       if (this.#wake !== null && !this.#wakeScheduled) {
         this.#wakeScheduled = true;
         this.#scheduler.schedule(this);

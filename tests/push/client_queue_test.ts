@@ -2,7 +2,7 @@
  * The outgoing queue: bounds, coalescing, control-frame priority and the final close frame.
  */
 import { assert, assertEquals } from "@std/assert";
-import { ClientQueue, MAX_BATCH_BYTES } from "../../src/push/client_queue.ts";
+import { ClientQueue, COALESCE_LIMIT, MAX_BATCH_BYTES } from "../../src/push/client_queue.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 
@@ -66,4 +66,16 @@ Deno.test("ClientQueue.wait resolves on the next push, and on dispose", async ()
   q.dispose();
   await disposed;
   assert(q.sealed && q.take() === null);
+});
+
+Deno.test("ClientQueue writes large frames on their own instead of copying them into a batch", () => {
+  const q = new ClientQueue(1 << 20);
+  const large = new Uint8Array(COALESCE_LIMIT);
+  q.push(bytes(1));
+  q.push(large);
+  q.push(bytes(2));
+  q.push(bytes(3));
+  assertEquals(q.take(), bytes(1));
+  assert(q.take() === large, "the same buffer, not a copy");
+  assertEquals(q.take(), bytes(2, 3));
 });

@@ -3,7 +3,7 @@
  * meanwhile; sealing (close) and disposing wake it at once.
  */
 import { assert, assertEquals } from "@std/assert";
-import { ClientQueue } from "../../src/push/client_queue.ts";
+import { ClientQueue, COALESCE_LIMIT } from "../../src/push/client_queue.ts";
 import { WriteScheduler } from "../../src/push/write_scheduler.ts";
 
 const frame = (byte: number) => new Uint8Array([byte]);
@@ -42,5 +42,14 @@ Deno.test("sealing a scheduled queue (a close frame) wakes its writer at once", 
   await waiting;
   assert(queue.sealed);
   assertEquals(queue.take(), frame(8));
+  scheduler.close();
+});
+
+Deno.test("a queue holding a large frame wakes its writer at once, without the delay", async () => {
+  const scheduler = new WriteScheduler(60_000);
+  const queue = new ClientQueue(1 << 20, scheduler);
+  const waiting = queue.wait();
+  queue.push(new Uint8Array(COALESCE_LIMIT));
+  await waiting;
   scheduler.close();
 });
