@@ -236,6 +236,8 @@ export function readBufferBytes(connections: number, idle: boolean): number {
 export interface ConnectConfig {
   /** The server's WebSocket port. */
   wsPort: number;
+  /** Several servers' WebSocket ports: clients are spread over them in turn. */
+  wsPorts?: number[];
   /** The channel to subscribe to. */
   channel: string;
 }
@@ -257,7 +259,10 @@ export async function connectAll(
       const i = next++;
       const buffer = buffers[i];
       try {
-        const { conn, start, end } = await openWebSocket(config.wsPort, target, keys[i], buffer);
+        const port = config.wsPorts?.length
+          ? config.wsPorts[i % config.wsPorts.length]
+          : config.wsPort;
+        const { conn, start, end } = await openWebSocket(port, target, keys[i], buffer);
         const client = new BenchClient(conn, buffer, tallies[i]);
         clients[i] = client;
         if (end > start) client.scanner.push(buffer.subarray(start), end - start);

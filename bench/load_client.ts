@@ -24,6 +24,8 @@ import { makeKeys } from "./ws_handshake.ts";
 export interface LoadConfig {
   /** The server's WebSocket port. */
   wsPort: number;
+  /** Several instances' WebSocket ports: clients are spread over them (publishes go to httpPort). */
+  wsPorts?: number[];
   /** The server's HTTP (publish API) port. */
   httpPort: number;
   /** The channel every client subscribes to; fresh per run so ids start at 1. */

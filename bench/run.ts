@@ -133,7 +133,7 @@ function parseOptions(args: string[]): Options {
 }
 
 /** Reads the load client's JSON lines and hands them out by event name. */
-class ClientEvents {
+export class ClientEvents {
   readonly #events: Record<string, unknown>[] = [];
   readonly #waiters: (() => void)[] = [];
   #ended = false;
