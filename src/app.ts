@@ -12,6 +12,7 @@ import { WebSocketServer } from "./net/listener.ts";
 import { echoHandler } from "./push/echo_handler.ts";
 import type { ChannelHub } from "./push/channel_hub.ts";
 import { Hub } from "./push/hub.ts";
+import { Backlog } from "./push/backlog.ts";
 import { RedisHub } from "./push/redis_hub.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
@@ -37,6 +38,10 @@ export interface App {
 /** Starts the push server described by `config`. */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
+  // Each client counts for at most 256 KiB, and no publisher waits longer than a second.
+  const backlog = config.maxBacklogBytes > 0
+    ? new Backlog(config.maxBacklogBytes, 256 * 1024, 1000)
+    : undefined;
   const tls = config.tlsCert
     ? { cert: await Deno.readTextFile(config.tlsCert), key: await Deno.readTextFile(config.tlsKey) }
     : undefined;
@@ -66,6 +71,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     closeTimeout: config.closeTimeout,
     sendTimeout: config.sendTimeout,
     writeDelay: config.writeDelay,
+    backlog,
     pingInterval: config.pingInterval,
     pongTimeout: config.pongTimeout,
     allowedOrigins: config.allowedOrigins.includes("*") ? "*" : config.allowedOrigins,
@@ -90,6 +96,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       port: config.httpPort,
       wsPort: wsAddr.port,
       publicWsUrl: config.publicWsUrl,
+      backlog,
       tls,
       demo: config.demo,
       hub,
@@ -122,7 +129,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     hub,
     metrics,
     async shutdown(drainMs = 0) {
+      backlog?.releaseAll();
       await Promise.all([ws.shutdown(undefined, undefined, drainMs), http.shutdown()]);
+      await hub.close();
     },
   };
 }

@@ -39,6 +39,8 @@ export interface Config {
   maxQueueBytes: number;
   /** Delay before a woken writer writes, so several publishes share one write; 0 = none. */
   writeDelay: number;
+  /** Outgoing bytes over all clients above which publishes wait for delivery to catch up. */
+  maxBacklogBytes: number;
   /** A write that makes no progress for this long ends the connection. */
   sendTimeout: number;
   /** Publications kept per channel for resume. */
@@ -222,6 +224,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "1ms",
     help: "Coalesce writes for this long so publishes share one write per socket (0 = off).",
     parse: duration(0, 100),
+  },
+  {
+    key: "maxBacklogBytes",
+    flag: "max-backlog-bytes",
+    default: "8MiB",
+    help: "Outgoing bytes over all clients above which POST /publish waits (0 = never).",
+    parse: size(0, 64 * 1024 * 1024 * 1024),
   },
   {
     key: "sendTimeout",

@@ -6,6 +6,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
+import type { Backlog } from "../push/backlog.ts";
 import type { ChannelHub } from "../push/channel_hub.ts";
 import { createPublishHandler } from "./publish_api.ts";
 import { loadStaticFiles } from "./static_files.ts";
@@ -34,6 +35,8 @@ export interface HttpServerOptions {
   logger: Logger;
   /** Where events are counted (served at `/metrics`). */
   metrics: Metrics;
+  /** The outgoing backlog the publish API waits on. */
+  backlog?: Backlog;
 }
 
 /** The running page server. */
@@ -83,6 +86,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     maxMessageBytes: options.maxMessageBytes,
     logger,
     metrics: options.metrics,
+    backlog: options.backlog,
   });
   const handler = (request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
     const url = new URL(request.url);

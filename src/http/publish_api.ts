@@ -7,6 +7,7 @@
  * @module
  */
 import { concatBytes } from "../bytes.ts";
+import type { Backlog } from "../push/backlog.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import {
@@ -28,6 +29,8 @@ export interface PublishOptions {
   logger: Logger;
   /** Where events are counted. */
   metrics: Metrics;
+  /** The outgoing backlog: publishing waits while it is high. */
+  backlog?: Backlog;
 }
 
 const encoder = new TextEncoder();
@@ -141,6 +144,8 @@ export function createPublishHandler(options: PublishOptions) {
       }
       const body = await readBody(request, options.maxMessageBytes);
       const publication = toPublication(request.headers.get("content-type") ?? "", body);
+      // Back-pressure: while the server is behind on delivery, the publisher waits for it.
+      await options.backlog?.wait();
       let result;
       try {
         result = await options.hub.publish(channel, publication);

@@ -15,6 +15,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { ClientQueue } from "../push/client_queue.ts";
 import type { WriteScheduler } from "../push/write_scheduler.ts";
+import type { Backlog } from "../push/backlog.ts";
 import { runPushLoop, type WriteTracker } from "../push/push_loop.ts";
 
 /** What a route does with its connections. Every method is optional but `onMessage`. */
@@ -56,6 +57,8 @@ export interface ConnectionOptions {
   sendTimeout: number;
   /** Defers writer wake-ups so publishes coalesce; null writes at once. */
   scheduler: WriteScheduler | null;
+  /** The server's outgoing backlog, for publisher back-pressure; null counts nothing. */
+  backlog: Backlog | null;
   /** Ping the client after this much silence; 0 disables pings. */
   pingInterval: number;
   /** Drop a pinged client that stays silent this long. */
@@ -132,7 +135,7 @@ export class Connection {
     this.id = options.id;
     this.request = options.request;
     this.remote = options.remote;
-    this.#queue = new ClientQueue(options.maxQueueBytes, options.scheduler);
+    this.#queue = new ClientQueue(options.maxQueueBytes, options.scheduler, options.backlog);
     const writer = runPushLoop(this.#queue, conn, this.#tracker).then(
       () => this.#onWriterDone(),
       (err) => this.#destroy(`write failed: ${errorText(err)}`),

@@ -21,6 +21,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { writeFully } from "../push/push_loop.ts";
 import { WriteScheduler } from "../push/write_scheduler.ts";
+import type { Backlog } from "../push/backlog.ts";
 import { Connection, type ConnectionHandler, READ_BUFFER_SMALL } from "./connection.ts";
 
 /** Options of {@linkcode WebSocketServer}. */
@@ -47,6 +48,8 @@ export interface WebSocketServerOptions {
   sendTimeout: number;
   /** Write coalescing delay in ms; 0 writes at once. */
   writeDelay: number;
+  /** The outgoing backlog every client queue reports to (publisher back-pressure). */
+  backlog?: Backlog;
   /** Ping after this much silence; 0 disables pings. */
   pingInterval: number;
   /** Drop a pinged client silent this long. */
@@ -324,6 +327,7 @@ export class WebSocketServer {
       closeTimeout: o.closeTimeout,
       sendTimeout: o.sendTimeout,
       scheduler: this.#scheduler,
+      backlog: o.backlog ?? null,
       pingInterval: o.pingInterval,
       pongTimeout: o.pongTimeout,
       handler,

@@ -8,6 +8,7 @@
  */
 
 import { concatBytes } from "../bytes.ts";
+import type { Backlog } from "./backlog.ts";
 import type { WriteScheduler } from "./write_scheduler.ts";
 
 /** The most bytes {@linkcode ClientQueue.take} joins into one write. */
@@ -45,15 +46,21 @@ export class ClientQueue {
   #wake: (() => void) | null = null;
   #wakeScheduled = false;
   readonly #scheduler: WriteScheduler | null;
+  readonly #backlog: Backlog | null;
 
   /**
    * Creates a queue that holds at most `maxBytes` of data frames. With a `scheduler`, a waiting
    * writer is woken at its next flush instead of at once, so frames of several publishes
    * coalesce into one write.
    */
-  constructor(maxBytes: number, scheduler: WriteScheduler | null = null) {
+  constructor(
+    maxBytes: number,
+    scheduler: WriteScheduler | null = null,
+    backlog: Backlog | null = null,
+  ) {
     this.maxBytes = maxBytes;
     this.#scheduler = scheduler;
+    this.#backlog = backlog;
   }
 
   /** Data bytes waiting. */
@@ -81,6 +88,7 @@ export class ClientQueue {
     if (this.#bytes + frame.length > this.maxBytes) return false;
     this.#data.push(frame);
     this.#bytes += frame.length;
+    this.#backlog?.update(this.#bytes - frame.length, this.#bytes);
     this.#notify();
     return true;
   }
@@ -127,8 +135,10 @@ export class ClientQueue {
       this.#data.length = 0;
       this.#head = 0;
       this.#bytes -= frame.length;
+      this.#backlog?.update(this.#bytes + frame.length, this.#bytes);
       return frame;
     }
+    const before = this.#bytes;
     const parts: Uint8Array[] = this.#control;
     let total = 0;
     for (const part of parts) total += part.length;
@@ -153,6 +163,7 @@ export class ClientQueue {
         this.#final = null;
       }
     }
+    if (before !== this.#bytes) this.#backlog?.update(before, this.#bytes);
     return parts.length === 0 ? null : concatBytes(parts, total);
   }
 
@@ -163,6 +174,7 @@ export class ClientQueue {
   }
 
   #clearData(): void {
+    this.#backlog?.update(this.#bytes, 0);
     this.#data = [];
     this.#head = 0;
     this.#bytes = 0;

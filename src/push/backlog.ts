@@ -1,0 +1,64 @@
+/**
+ * Back-pressure for publishers: the bytes waiting in all outgoing queues, and a wait for
+ * publishers while that backlog is above a high-water mark.
+ *
+ * Without it, the publish API accepts publications faster than the server can write them when it
+ * is saturated; every queue then grows until healthy clients trip the slow-consumer limit, and
+ * latency grows with the backlog. Pacing publishers to delivery keeps both bounded.
+ *
+ * Each client counts for at most {@linkcode Backlog.perClientCap} bytes, so a few clients that
+ * stopped reading (and are on their way to being dropped as slow consumers) cannot hold every
+ * publisher back; and no publisher waits longer than `maxWaitMs`.
+ *
+ * @module
+ */
+
+/** The shared outgoing backlog of one server. */
+export class Backlog {
+  /** Counted bytes waiting in all queues now. */
+  bytes = 0;
+  /** Above this, publishers wait. */
+  readonly highWater: number;
+  /** The most one client's queue counts for. */
+  readonly perClientCap: number;
+  /** The longest a publisher waits. */
+  readonly maxWaitMs: number;
+  #waiters: (() => void)[] = [];
+
+  /** Creates a backlog with its limits. */
+  constructor(highWater: number, perClientCap: number, maxWaitMs: number) {
+    this.highWater = highWater;
+    this.perClientCap = perClientCap;
+    this.maxWaitMs = maxWaitMs;
+  }
+
+  /** Records that a queue went from `before` to `after` bytes (called by every queue change). */
+  update(before: number, after: number): void {
+    const cap = this.perClientCap;
+    this.bytes += Math.min(after, cap) - Math.min(before, cap);
+    // Release at half the mark, not at the mark itself, so publishers move in batches.
+    if (after < before && this.#waiters.length > 0 && this.bytes <= this.highWater / 2) {
+      for (const wake of this.#waiters.splice(0)) wake();
+    }
+  }
+
+  /** Resolves at once below the high-water mark; else when the backlog halves, or after `maxWaitMs`. */
+  wait(): Promise<void> {
+    if (this.bytes <= this.highWater) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        const i = this.#waiters.indexOf(done);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        resolve();
+      };
+      const timer = setTimeout(done, this.maxWaitMs);
+      this.#waiters.push(done);
+    });
+  }
+
+  /** Releases every waiting publisher (shutdown). */
+  releaseAll(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * Publisher back-pressure: the shared backlog, its per-client cap and its bounded wait.
+ */
+import { assert, assertEquals } from "@std/assert";
+import { Backlog } from "../../src/push/backlog.ts";
+import { ClientQueue } from "../../src/push/client_queue.ts";
+
+Deno.test("queues report their bytes to the backlog, each counting at most the cap", () => {
+  const backlog = new Backlog(1000, 100, 1000);
+  const a = new ClientQueue(10_000, null, backlog);
+  const b = new ClientQueue(10_000, null, backlog);
+  a.push(new Uint8Array(60));
+  b.push(new Uint8Array(30));
+  assertEquals(backlog.bytes, 90);
+  a.push(new Uint8Array(500));
+  assertEquals(backlog.bytes, 130, "a counts for 100, not 560");
+  a.take();
+  assertEquals(backlog.bytes, 30);
+  b.seal(new Uint8Array(2), true);
+  assertEquals(backlog.bytes, 0, "discarded data leaves the backlog");
+});
+
+Deno.test("a publisher waits above the high-water mark until the backlog halves", async () => {
+  const backlog = new Backlog(100, 1000, 60_000);
+  const q = new ClientQueue(10_000, null, backlog);
+  q.push(new Uint8Array(150));
+  let released = false;
+  const waiting = backlog.wait().then(() => released = true);
+  await Promise.resolve();
+  assert(!released, "held while the backlog is high");
+  q.take();
+  await waiting;
+  assert(released);
+  assertEquals(await backlog.wait(), undefined, "no wait below the mark");
+});
+
+Deno.test("a publisher never waits longer than maxWaitMs", async () => {
+  const backlog = new Backlog(10, 1000, 20);
+  new ClientQueue(10_000, null, backlog).push(new Uint8Array(100));
+  const started = performance.now();
+  await backlog.wait();
+  assert(performance.now() - started < 2000);
+});
