@@ -228,7 +228,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     key: "maxBacklogBytes",
     flag: "max-backlog-bytes",
-    default: "8MiB",
+    default: "2MiB",
     help: "Outgoing bytes over all clients above which POST /publish waits (0 = never).",
     parse: size(0, 64 * 1024 * 1024 * 1024),
   },
