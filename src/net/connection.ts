@@ -234,6 +234,9 @@ export class Connection {
   tick(now: number): void {
     if (this.#state === "closed") return;
     const o = this.#options;
+    if (this.#tracker.writeSince !== 0 && now - this.#tracker.writeSince > STALL_MS) {
+      this.#queue.leaveBacklog();
+    }
     if (now > this.#closeDeadline) {
       this.#destroy("close timeout");
     } else if (this.#tracker.writeSince !== 0 && now - this.#tracker.writeSince > o.sendTimeout) {
@@ -393,6 +396,9 @@ export class Connection {
     }
   }
 }
+
+/** A write stuck this long means the peer stopped reading: its queue leaves the backlog. */
+const STALL_MS = 100;
 
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));

@@ -47,6 +47,7 @@ export class ClientQueue {
   #wakeScheduled = false;
   readonly #scheduler: WriteScheduler | null;
   readonly #backlog: Backlog | null;
+  #outOfBacklog = false;
 
   /**
    * Creates a queue that holds at most `maxBytes` of data frames. With a `scheduler`, a waiting
@@ -88,7 +89,7 @@ export class ClientQueue {
     if (this.#bytes + frame.length > this.maxBytes) return false;
     this.#data.push(frame);
     this.#bytes += frame.length;
-    this.#backlog?.update(this.#bytes - frame.length, this.#bytes);
+    this.#report(this.#bytes - frame.length, this.#bytes);
     this.#notify();
     return true;
   }
@@ -135,7 +136,7 @@ export class ClientQueue {
       this.#data.length = 0;
       this.#head = 0;
       this.#bytes -= frame.length;
-      this.#backlog?.update(this.#bytes + frame.length, this.#bytes);
+      this.#report(this.#bytes + frame.length, this.#bytes);
       return frame;
     }
     const before = this.#bytes;
@@ -163,7 +164,7 @@ export class ClientQueue {
         this.#final = null;
       }
     }
-    if (before !== this.#bytes) this.#backlog?.update(before, this.#bytes);
+    if (before !== this.#bytes) this.#report(before, this.#bytes);
     return parts.length === 0 ? null : concatBytes(parts, total);
   }
 
@@ -173,8 +174,29 @@ export class ClientQueue {
     return new Promise((resolve) => this.#wake = resolve);
   }
 
-  #clearData(): void {
+  /**
+   * Leaves the server's backlog while this client's socket is stalled: a client that stopped
+   * reading is on its way to being dropped, and must not hold publishers back meanwhile. It
+   * rejoins at its next successful take.
+   */
+  leaveBacklog(): void {
+    if (this.#outOfBacklog) return;
     this.#backlog?.update(this.#bytes, 0);
+    this.#outOfBacklog = true;
+  }
+
+  #report(before: number, after: number): void {
+    if (this.#outOfBacklog) {
+      if (after >= before) return;
+      this.#outOfBacklog = false; // it wrote something: it counts again
+      this.#backlog?.update(0, after);
+      return;
+    }
+    this.#backlog?.update(before, after);
+  }
+
+  #clearData(): void {
+    this.#report(this.#bytes, 0);
     this.#data = [];
     this.#head = 0;
     this.#bytes = 0;

@@ -41,3 +41,17 @@ Deno.test("a publisher never waits longer than maxWaitMs", async () => {
   await backlog.wait();
   assert(performance.now() - started < 2000);
 });
+
+Deno.test("a stalled client leaves the backlog and rejoins when it writes again", () => {
+  const backlog = new Backlog(1000, 100, 1000);
+  const q = new ClientQueue(10_000, null, backlog);
+  q.push(new Uint8Array(80));
+  q.leaveBacklog();
+  assertEquals(backlog.bytes, 0);
+  q.push(new Uint8Array(10));
+  assertEquals(backlog.bytes, 0, "still out while stalled");
+  q.take();
+  assertEquals(backlog.bytes, 0, "back in, with nothing queued");
+  q.push(new Uint8Array(30));
+  assertEquals(backlog.bytes, 30);
+});
