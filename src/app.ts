@@ -40,8 +40,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
   // Each client counts for at most 16 KiB (a few stuck clients cannot fill the backlog), and no
   // publisher waits longer than a second.
-  const backlog = config.maxBacklogBytes > 0
-    ? new Backlog(config.maxBacklogBytes, 16 * 1024, 1000)
+  const backlog: Backlog | undefined = config.maxBacklogBytes > 0
+    ? new Backlog(config.maxBacklogBytes, 16 * 1024, 1000, (): number => ws.clients.size)
     : undefined;
   const tls = config.tlsCert
     ? { cert: await Deno.readTextFile(config.tlsCert), key: await Deno.readTextFile(config.tlsKey) }

@@ -24,12 +24,28 @@ export class Backlog {
   /** The longest a publisher waits. */
   readonly maxWaitMs: number;
   #waiters: (() => void)[] = [];
+  readonly #clients: () => number;
 
-  /** Creates a backlog with its limits. */
-  constructor(highWater: number, perClientCap: number, maxWaitMs: number) {
+  /**
+   * Creates a backlog with its limits. The mark grows with the number of clients (`clients()`,
+   * 1 KiB each) above `highWater`: one publish to many clients is a large backlog by itself, and
+   * pacing it would cost the coalescing that makes large fan-outs fast.
+   */
+  constructor(
+    highWater: number,
+    perClientCap: number,
+    maxWaitMs: number,
+    clients: () => number = () => 0,
+  ) {
     this.highWater = highWater;
     this.perClientCap = perClientCap;
     this.maxWaitMs = maxWaitMs;
+    this.#clients = clients;
+  }
+
+  /** The mark now: `highWater`, or 1 KiB per client when that is more. */
+  get mark(): number {
+    return Math.max(this.highWater, this.#clients() * 1024);
   }
 
   /** Records that a queue went from `before` to `after` bytes (called by every queue change). */
@@ -37,14 +53,14 @@ export class Backlog {
     const cap = this.perClientCap;
     this.bytes += Math.min(after, cap) - Math.min(before, cap);
     // Release at half the mark, not at the mark itself, so publishers move in batches.
-    if (after < before && this.#waiters.length > 0 && this.bytes <= this.highWater / 2) {
+    if (after < before && this.#waiters.length > 0 && this.bytes <= this.mark / 2) {
       for (const wake of this.#waiters.splice(0)) wake();
     }
   }
 
   /** Resolves at once below the high-water mark; else when the backlog halves, or after `maxWaitMs`. */
   wait(): Promise<void> {
-    if (this.bytes <= this.highWater) return Promise.resolve();
+    if (this.bytes <= this.mark) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);

@@ -55,3 +55,11 @@ Deno.test("a stalled client leaves the backlog and rejoins when it writes again"
   q.push(new Uint8Array(30));
   assertEquals(backlog.bytes, 30);
 });
+
+Deno.test("the high-water mark grows with the number of clients", () => {
+  let clients = 0;
+  const backlog = new Backlog(2048, 1 << 20, 1000, () => clients);
+  assertEquals(backlog.mark, 2048);
+  clients = 10;
+  assertEquals(backlog.mark, 10 * 1024);
+});
