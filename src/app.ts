@@ -111,17 +111,18 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     throw err;
   }
   ws.pageOrigin = { port: http.addr.port, secure: tls !== undefined };
-  metrics.setGauges({
-    connections: () => ws.clients.size,
-    channels: () => hub.stats().channels,
-    activeChannels: () => hub.stats().active,
-    historyMessages: () => hub.stats().historyMessages,
-    historyBytes: () => hub.stats().historyBytes,
-    queuedBytes: () => {
-      let total = 0;
-      for (const c of ws.clients) total += c.queuedBytes;
-      return total;
-    },
+  metrics.setGauges(() => {
+    const stats = hub.stats();
+    let queuedBytes = 0;
+    for (const c of ws.clients) queuedBytes += c.queuedBytes;
+    return {
+      connections: ws.clients.size,
+      channels: stats.channels,
+      activeChannels: stats.active,
+      historyMessages: stats.historyMessages,
+      historyBytes: stats.historyBytes,
+      queuedBytes,
+    };
   });
   return {
     wsAddr,

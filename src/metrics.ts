@@ -27,20 +27,20 @@ export class LabeledCounter {
   }
 }
 
-/** Gauges read when scraped (current connections, history sizes …). */
-export interface MetricGauges {
+/** Gauge values, read once per scrape (current connections, history sizes …). */
+export interface GaugeSnapshot {
   /** WebSocket clients connected now. */
-  connections: () => number;
+  connections: number;
   /** Channels that exist now. */
-  channels: () => number;
+  channels: number;
   /** Channels with at least one subscriber now. */
-  activeChannels: () => number;
+  activeChannels: number;
   /** Messages kept in history over all channels. */
-  historyMessages: () => number;
+  historyMessages: number;
   /** Bytes kept in history over all channels. */
-  historyBytes: () => number;
+  historyBytes: number;
   /** Bytes waiting in all outgoing queues. */
-  queuedBytes: () => number;
+  queuedBytes: number;
 }
 
 /** Every counter the server keeps. */
@@ -75,10 +75,10 @@ export class Metrics {
   readonly closeCodesReceived: LabeledCounter = new LabeledCounter();
   /** Protocol errors, by failure. */
   readonly protocolErrors: LabeledCounter = new LabeledCounter();
-  #gauges: MetricGauges | null = null;
+  #gauges: (() => GaugeSnapshot) | null = null;
 
-  /** Connects the gauges (the app does this once the servers exist). */
-  setGauges(gauges: MetricGauges): void {
+  /** Connects the gauges (the app does this once the servers exist); read once per scrape. */
+  setGauges(gauges: () => GaugeSnapshot): void {
     this.#gauges = gauges;
   }
 
@@ -92,12 +92,12 @@ export class Metrics {
     const single = (value: number): [string, number][] => [["", value]];
     const labeled = (label: string, c: LabeledCounter): [string, number][] =>
       c.entries().map(([k, v]) => [`{${label}="${escapeLabel(k)}"}`, v]);
-    const g = this.#gauges;
+    const g = this.#gauges?.();
     metric(
       "push_connections",
       "gauge",
       "WebSocket clients connected now.",
-      single(g?.connections() ?? 0),
+      single(g?.connections ?? 0),
     );
     metric(
       "push_connections_total",
@@ -183,30 +183,30 @@ export class Metrics {
       "Protocol errors, by failure.",
       labeled("failure", this.protocolErrors),
     );
-    metric("push_channels", "gauge", "Channels that exist now.", single(g?.channels() ?? 0));
+    metric("push_channels", "gauge", "Channels that exist now.", single(g?.channels ?? 0));
     metric(
       "push_channels_active",
       "gauge",
       "Channels with subscribers now.",
-      single(g?.activeChannels() ?? 0),
+      single(g?.activeChannels ?? 0),
     );
     metric(
       "push_history_messages",
       "gauge",
       "Messages kept in channel history.",
-      single(g?.historyMessages() ?? 0),
+      single(g?.historyMessages ?? 0),
     );
     metric(
       "push_history_bytes",
       "gauge",
       "Bytes kept in channel history.",
-      single(g?.historyBytes() ?? 0),
+      single(g?.historyBytes ?? 0),
     );
     metric(
       "push_queued_bytes",
       "gauge",
       "Bytes waiting in outgoing queues.",
-      single(g?.queuedBytes() ?? 0),
+      single(g?.queuedBytes ?? 0),
     );
     return out.join("\n") + "\n";
   }

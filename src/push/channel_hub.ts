@@ -86,6 +86,38 @@ export interface ChannelHub {
   close(): Promise<void>;
 }
 
+const NO_CHANNELS: ReadonlySet<string> = new Set();
+
+/**
+ * Which channels each subscriber is in: the bookkeeping every engine needs, whatever it does
+ * with the channels themselves.
+ */
+export class SubscriptionIndex {
+  readonly #bySubscriber = new Map<Subscriber, Set<string>>();
+
+  /** The channels `subscriber` is in (a shared empty set when none). */
+  of(subscriber: Subscriber): ReadonlySet<string> {
+    return this.#bySubscriber.get(subscriber) ?? NO_CHANNELS;
+  }
+
+  /** Records `subscriber` in `channel`; false when it already was. */
+  add(subscriber: Subscriber, channel: string): boolean {
+    let channels = this.#bySubscriber.get(subscriber);
+    if (channels?.has(channel)) return false;
+    if (!channels) this.#bySubscriber.set(subscriber, channels = new Set());
+    channels.add(channel);
+    return true;
+  }
+
+  /** Forgets `subscriber` in `channel`; false when it was not there. */
+  remove(subscriber: Subscriber, channel: string): boolean {
+    const channels = this.#bySubscriber.get(subscriber);
+    if (!channels?.delete(channel)) return false;
+    if (channels.size === 0) this.#bySubscriber.delete(subscriber);
+    return true;
+  }
+}
+
 /** A channel name: 1–64 of `A–Z a–z 0–9 _ - .` (no `:` or `,`, which separate positions). */
 export const CHANNEL_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 

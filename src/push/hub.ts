@@ -18,6 +18,7 @@ import {
   type Publication,
   type PublishResult,
   type Subscriber,
+  SubscriptionIndex,
 } from "./channel_hub.ts";
 import { History } from "./history.ts";
 
@@ -54,7 +55,7 @@ export class Hub implements ChannelHub {
   readonly epoch: string;
   readonly #options: HubOptions;
   readonly #channels = new Map<string, Channel>();
-  readonly #subscriptions = new Map<Subscriber, Set<string>>();
+  readonly #subscriptions = new SubscriptionIndex();
 
   /** Creates an empty hub. */
   constructor(options: HubOptions) {
@@ -89,7 +90,7 @@ export class Hub implements ChannelHub {
 
   /** The channels `subscriber` is in. */
   subscriptionsOf(subscriber: Subscriber): ReadonlySet<string> {
-    return this.#subscriptions.get(subscriber) ?? new Set();
+    return this.#subscriptions.of(subscriber);
   }
 
   /**
@@ -99,8 +100,7 @@ export class Hub implements ChannelHub {
    * instead, then live publications. Returns false when it was already subscribed.
    */
   subscribe(subscriber: Subscriber, channel: string, since?: Position): boolean {
-    let mine = this.#subscriptions.get(subscriber);
-    if (mine?.has(channel)) return false;
+    if (!this.#subscriptions.add(subscriber, channel)) return false;
     const ch = this.#channel(channel);
     const lastId = ch.history.lastId;
     if (since === undefined) {
@@ -119,16 +119,12 @@ export class Hub implements ChannelHub {
       }
     }
     ch.subscribers.add(subscriber);
-    if (!mine) this.#subscriptions.set(subscriber, mine = new Set());
-    mine.add(channel);
     return true;
   }
 
   /** Removes `subscriber` from `channel`; false when it was not subscribed. */
   unsubscribe(subscriber: Subscriber, channel: string): boolean {
-    const mine = this.#subscriptions.get(subscriber);
-    if (!mine?.delete(channel)) return false;
-    if (mine.size === 0) this.#subscriptions.delete(subscriber);
+    if (!this.#subscriptions.remove(subscriber, channel)) return false;
     const ch = this.#channels.get(channel);
     if (ch) {
       ch.subscribers.delete(subscriber);

@@ -32,6 +32,7 @@ import {
   type Publication,
   type PublishResult,
   type Subscriber,
+  SubscriptionIndex,
 } from "./channel_hub.ts";
 
 /** Options of {@linkcode RedisHub}. */
@@ -102,7 +103,7 @@ export class RedisHub implements ChannelHub {
   readonly #client: RedisClient;
   readonly #subscriber: RedisSubscriber;
   readonly #channels = new Map<string, Map<Subscriber, SubscriberState>>();
-  readonly #subscriptions = new Map<Subscriber, Set<string>>();
+  readonly #subscriptions = new SubscriptionIndex();
   readonly #tasks = new Set<Promise<void>>();
   /** A candidate epoch, used by the script only when Redis holds none (fresh or wiped). */
   readonly #epochCandidate = newEpoch();
@@ -174,10 +175,7 @@ export class RedisHub implements ChannelHub {
   }
 
   subscribe(subscriber: Subscriber, channel: string, since?: Position): boolean {
-    let mine = this.#subscriptions.get(subscriber);
-    if (mine?.has(channel)) return false;
-    if (!mine) this.#subscriptions.set(subscriber, mine = new Set());
-    mine.add(channel);
+    if (!this.#subscriptions.add(subscriber, channel)) return false;
     let local = this.#channels.get(channel);
     const first = !local;
     if (!local) this.#channels.set(channel, local = new Map());
@@ -187,9 +185,7 @@ export class RedisHub implements ChannelHub {
   }
 
   unsubscribe(subscriber: Subscriber, channel: string): boolean {
-    const mine = this.#subscriptions.get(subscriber);
-    if (!mine?.delete(channel)) return false;
-    if (mine.size === 0) this.#subscriptions.delete(subscriber);
+    if (!this.#subscriptions.remove(subscriber, channel)) return false;
     const local = this.#channels.get(channel);
     local?.delete(subscriber);
     if (local?.size === 0) {
@@ -206,7 +202,7 @@ export class RedisHub implements ChannelHub {
   }
 
   subscriptionsOf(subscriber: Subscriber): ReadonlySet<string> {
-    return this.#subscriptions.get(subscriber) ?? new Set();
+    return this.#subscriptions.of(subscriber);
   }
 
   stats(): HubStats {
