@@ -7,7 +7,7 @@
  * @module
  */
 
-import { concatBytes } from "../bytes.ts";
+import { sharedBatches } from "./batch_cache.ts";
 import type { Backlog } from "./backlog.ts";
 import type { WriteScheduler } from "./write_scheduler.ts";
 
@@ -165,7 +165,8 @@ export class ClientQueue {
       }
     }
     if (before !== this.#bytes) this.#report(before, this.#bytes);
-    return parts.length === 0 ? null : concatBytes(parts, total);
+    // Subscribers of a channel usually take the same run of frames: join it once for all of them.
+    return parts.length === 0 ? null : sharedBatches.join(parts, total);
   }
 
   /** Resolves when something is waiting or the queue is sealed with nothing left. */
