@@ -12,6 +12,8 @@
  * - `--max-minutes=N`: stop starting new runs after N minutes (default 25)
  * - `--cpu-prof`: run the servers with `deno run --cpu-prof` (profiles in .artifacts/bench/prof/)
  *   and print each run's top functions by self time
+ * - `--v8-flags=A,B`: V8 flags for both servers (`deno run --v8-flags=A,B`), to compare runtime
+ *   settings on equal terms
  * - `--retries=N`: repeat a run up to N times when other processes loaded the machine during it
  *   (default 2; the quietest attempt is kept)
  *
@@ -103,6 +105,7 @@ interface Options {
   maxMinutes: number;
   retries: number;
   cpuProf: boolean;
+  v8Flags?: string;
 }
 
 function parseOptions(args: string[]): Options {
@@ -116,7 +119,7 @@ function parseOptions(args: string[]): Options {
     if (s !== "ours" && s !== "builtin") throw new Error(`Unknown server "${s}" in --servers.`);
   }
   for (const a of args) {
-    if (!/^--(quick|only=|runs=|servers=|out=|max-minutes=|retries=|cpu-prof$)/.test(a)) {
+    if (!/^--(quick|only=|runs=|servers=|out=|max-minutes=|retries=|cpu-prof$|v8-flags=)/.test(a)) {
       throw new Error(`Unknown option ${a}. See the header of bench/run.ts.`);
     }
   }
@@ -129,6 +132,7 @@ function parseOptions(args: string[]): Options {
     maxMinutes: Number(get("max-minutes") ?? 25),
     retries: Number(get("retries") ?? 2),
     cpuProf: args.includes("--cpu-prof"),
+    v8Flags: get("v8-flags"),
   };
 }
 
@@ -220,6 +224,7 @@ async function runOnce(
   const profFlags = options.cpuProf
     ? ["--cpu-prof", `--cpu-prof-dir=${ARTIFACTS}/prof`, `--cpu-prof-name=${tag}.cpuprofile`]
     : [];
+  if (options.v8Flags) profFlags.push(`--v8-flags=${options.v8Flags}`);
   const server = spawnPinned({
     argv: serverArgv(kind, wsPort, httpPort, profFlags),
     core: SERVER_CORE,
@@ -361,6 +366,8 @@ interface RunContext {
   taskset: boolean;
   /** Profile the servers. */
   cpuProf: boolean;
+  /** V8 flags for both servers. */
+  v8Flags?: string;
 }
 
 /** The 8 functions with most self time in a server's profile, as "12.3% name" lines. */
@@ -453,7 +460,11 @@ async function main(): Promise<void> {
 
   const results: RunResult[] = [];
   let oursLacksApi = "";
-  const context: RunContext = { taskset: machine.taskset, cpuProf: options.cpuProf };
+  const context: RunContext = {
+    taskset: machine.taskset,
+    cpuProf: options.cpuProf,
+    v8Flags: options.v8Flags,
+  };
   if (options.cpuProf) await Deno.mkdir(`${ARTIFACTS}/prof`, { recursive: true });
   outer: for (const scenario of scenarios) {
     console.log(`\n${scenario.name}: ${scenario.title}`);

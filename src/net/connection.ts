@@ -8,7 +8,6 @@
 import { CloseCode } from "../protocol/close.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { encodeCloseFrame, encodeFrame, encodeTextFrame } from "../protocol/frame_encoder.ts";
-import type { UpgradeRequest } from "../protocol/handshake.ts";
 import { MessageReader, type WebSocketEvent } from "../protocol/message.ts";
 import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
@@ -37,16 +36,12 @@ export interface ConnectionHandler {
   onClose?(c: Connection): void;
 }
 
-/** Limits and collaborators of a {@linkcode Connection}. */
+/**
+ * Limits and collaborators of a {@linkcode Connection}. One object serves every connection of a
+ * route: what differs per connection (id, request, peer) is passed on its own, because an
+ * options object per client is memory on every idle client.
+ */
 export interface ConnectionOptions {
-  /** A process-unique id, for logs. */
-  id: number;
-  /** What the handler needs of the upgrade request (headers are not kept: memory per client). */
-  request: ConnectionRequest;
-  /** A buffer to read into (the handshake's, reused), or a new one is made. */
-  readBuffer?: Uint8Array;
-  /** The peer's address, for logs. */
-  remote: string;
   /** Largest message accepted (1009 beyond). */
   maxMessageBytes: number;
   /** Bytes that may wait in the outgoing queue (slow consumer beyond). */
@@ -73,20 +68,50 @@ export interface ConnectionOptions {
   onFinished?: (c: Connection) => void;
 }
 
-/** The parts of the upgrade request a connection keeps. */
-export type ConnectionRequest = Pick<UpgradeRequest, "path" | "query" | "origin">;
+/**
+ * The parts of the upgrade request a connection keeps: path, origin and the raw query string.
+ * Headers are not kept, and the query is parsed when asked for (handlers read it once, at open),
+ * so idle clients do not each hold a `URLSearchParams`.
+ */
+export class ConnectionRequest {
+  /** The path of the request target, e.g. "/". */
+  readonly path: string;
+  /** The query string of the request target, with its "?" ("" when none). */
+  readonly search: string;
+  /** The Origin header, when the client is a browser. */
+  readonly origin?: string;
+
+  /** Keeps `path`, `search` and `origin`. */
+  constructor(path: string, search: string, origin?: string) {
+    this.path = path;
+    this.search = search;
+    if (origin !== undefined) this.origin = origin;
+  }
+
+  /** The query, parsed anew at each call. */
+  get query(): URLSearchParams {
+    return new URLSearchParams(this.search);
+  }
+}
 
 /** The state of the close handshake (RFC 6455 §7). */
 export type ConnectionState = "open" | "closing" | "closed";
 
-/** The read buffer of an idle connection: small, since memory per connection adds up. */
-export const READ_BUFFER_SMALL = 1024;
+/**
+ * The read buffer of an idle connection: small, since memory per connection adds up, and large
+ * enough for what clients of a push server send (pongs, commands). Larger messages grow it.
+ */
+export const READ_BUFFER_SMALL = 256;
 const READ_BUFFER_LARGE = 64 * 1024;
 
 /**
  * A server-side WebSocket connection over a `Deno.Conn`, after a successful handshake.
+ *
+ * It is also the {@linkcode WriteTracker} of its push loop: the loop reports progress and its
+ * end to the connection directly, with no promise chain or closure per client (an idle client's
+ * memory is mostly such bookkeeping).
  */
-export class Connection {
+export class Connection implements WriteTracker {
   /** A process-unique id. */
   readonly id: number;
   /** The upgrade request's path, query and origin. */
@@ -98,8 +123,11 @@ export class Connection {
    * shutdown). Producers that push to this client (the demo feed, subscriptions) stop on it.
    */
   readonly controller: AbortController = new AbortController();
-  /** Resolves when the socket is closed and the read and push loops have ended. */
-  readonly finished: Promise<void>;
+  /**
+   * `performance.now()` when the pending write started or last progressed; 0 when no write is
+   * pending. Kept by the push loop, read by the stalled-write deadline.
+   */
+  writeSince = 0;
 
   /** The close frame this side sent: code and reason, once sent. */
   closeSent?: { code: number; reason: string };
@@ -115,10 +143,10 @@ export class Connection {
   #failed = false;
   #writerDone = false;
   #closeDeadline = Infinity;
-  readonly #tracker: WriteTracker = {
-    writeSince: 0,
-    written: (bytes) => this.#options.metrics.bytesPushed += bytes,
-  };
+  /** The read and push loops still running; the connection has finished at 0. */
+  #loops = 2;
+  /** Created when someone asks for {@linkcode Connection.finished}. */
+  #finished: { promise: Promise<void>; resolve: () => void } | null = null;
   #endReason = "";
   /** When the peer last sent bytes: any traffic proves it alive, not only pongs. */
   #lastHeard = performance.now();
@@ -128,20 +156,53 @@ export class Connection {
   /**
    * Takes over `conn` after the handshake. `leftover` holds bytes that arrived after the request
    * head: they are the start of the first frame and are parsed before anything else is read.
+   * `id` is process-unique (for logs), `remote` the peer's address.
    */
-  constructor(conn: Deno.Conn, leftover: Uint8Array, options: ConnectionOptions) {
+  constructor(
+    conn: Deno.Conn,
+    leftover: Uint8Array,
+    options: ConnectionOptions,
+    id: number,
+    request: ConnectionRequest,
+    remote: string,
+  ) {
     this.#conn = conn;
     this.#options = options;
-    this.id = options.id;
-    this.request = options.request;
-    this.remote = options.remote;
+    this.id = id;
+    this.request = request;
+    this.remote = remote;
     this.#queue = new ClientQueue(options.maxQueueBytes, options.scheduler, options.backlog);
-    const writer = runPushLoop(this.#queue, conn, this.#tracker).then(
-      () => this.#onWriterDone(),
-      (err) => this.#destroy(`write failed: ${errorText(err)}`),
-    );
-    const reader = this.#readLoop(leftover);
-    this.finished = Promise.all([writer, reader]).then(() => {
+    // Neither loop rejects; each reports its end to #loopEnded.
+    runPushLoop(this.#queue, conn, this);
+    this.#readLoop(leftover);
+  }
+
+  /** Resolves when the socket is closed and the read and push loops have ended. */
+  get finished(): Promise<void> {
+    if (this.#loops === 0) return Promise.resolve();
+    if (this.#finished === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => resolve = r);
+      this.#finished = { promise, resolve };
+    }
+    return this.#finished.promise;
+  }
+
+  /** Called by the push loop after each batch is written in full. */
+  written(bytes: number): void {
+    this.#options.metrics.bytesPushed += bytes;
+  }
+
+  /** Called by the push loop when it ends: `error` is the write error, or null when drained. */
+  writerEnded(error: unknown): void {
+    if (error === null) this.#onWriterDone();
+    else this.#destroy(`write failed: ${errorText(error)}`);
+    this.#loopEnded();
+  }
+
+  #loopEnded(): void {
+    if (--this.#loops > 0) return;
+    try {
       this.#options.onFinished?.(this);
       this.#options.logger.info("connection.closed", {
         client: this.id,
@@ -149,15 +210,15 @@ export class Connection {
         code_received: this.closeReceived?.code,
         reason: this.#endReason,
       });
-      try {
-        this.#options.handler.onClose?.(this);
-      } catch (err) {
-        this.#options.logger.error("connection.on_close_failed", {
-          client: this.id,
-          error: errorText(err),
-        });
-      }
-    });
+      this.#options.handler.onClose?.(this);
+    } catch (err) {
+      this.#options.logger.error("connection.on_close_failed", {
+        client: this.id,
+        error: errorText(err),
+      });
+    } finally {
+      this.#finished?.resolve();
+    }
   }
 
   /** The abort signal of {@linkcode Connection.controller}. */
@@ -234,12 +295,12 @@ export class Connection {
   tick(now: number): void {
     if (this.#state === "closed") return;
     const o = this.#options;
-    if (this.#tracker.writeSince !== 0 && now - this.#tracker.writeSince > STALL_MS) {
+    if (this.writeSince !== 0 && now - this.writeSince > STALL_MS) {
       this.#queue.leaveBacklog();
     }
     if (now > this.#closeDeadline) {
       this.#destroy("close timeout");
-    } else if (this.#tracker.writeSince !== 0 && now - this.#tracker.writeSince > o.sendTimeout) {
+    } else if (this.writeSince !== 0 && now - this.writeSince > o.sendTimeout) {
       o.metrics.sendTimeouts++;
       o.logger.warn("client.send_timeout", { client: this.id });
       this.#destroy("send timeout");
@@ -264,32 +325,43 @@ export class Connection {
     this.#destroy(reason);
   }
 
+  /** Reads until the socket closes; never rejects, and reports its end to #loopEnded. */
   async #readLoop(leftover: Uint8Array): Promise<void> {
-    if (leftover.length > 0 && !this.#feed(leftover)) return;
-    let buffer = this.#options.readBuffer ?? new Uint8Array(READ_BUFFER_SMALL);
-    this.#options.readBuffer = undefined;
-    while (this.#state !== "closed") {
-      let n: number | null;
-      try {
-        n = await this.#conn.read(buffer);
-      } catch (err) {
-        this.#destroy(`read failed: ${errorText(err)}`);
-        return;
+    try {
+      if (leftover.length > 0 && !this.#feed(leftover)) return;
+      let buffer = new Uint8Array(READ_BUFFER_SMALL);
+      while (this.#state !== "closed") {
+        let n: number | null;
+        try {
+          n = await this.#conn.read(buffer);
+        } catch (err) {
+          this.#destroy(`read failed: ${errorText(err)}`);
+          return;
+        }
+        if (n === null) {
+          this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
+          return;
+        }
+        this.#lastHeard = performance.now();
+        this.#pingSentAt = 0;
+        if (this.#failed) continue; // after a protocol error, drain until the peer goes away
+        if (!this.#feed(buffer.subarray(0, n))) return;
+        // Grow the buffer only while large frames arrive; idle connections keep a small one.
+        if (n === buffer.length && buffer.length < READ_BUFFER_LARGE) {
+          buffer = new Uint8Array(buffer.length * 4);
+        } else if (buffer.length > READ_BUFFER_SMALL && this.#reader?.bufferedBytes === 0) {
+          buffer = new Uint8Array(READ_BUFFER_SMALL);
+        }
       }
-      if (n === null) {
-        this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
-        return;
-      }
-      this.#lastHeard = performance.now();
-      this.#pingSentAt = 0;
-      if (this.#failed) continue; // after a protocol error, drain until the peer goes away
-      if (!this.#feed(buffer.subarray(0, n))) return;
-      // Grow the buffer only while large frames arrive; idle connections keep a small one.
-      if (n === buffer.length && buffer.length < READ_BUFFER_LARGE) {
-        buffer = new Uint8Array(buffer.length * 4);
-      } else if (buffer.length > READ_BUFFER_SMALL && this.#reader?.bufferedBytes === 0) {
-        buffer = new Uint8Array(READ_BUFFER_SMALL);
-      }
+    } catch (err) {
+      // Socket and protocol errors are handled above; this is a bug, but must not leak.
+      this.#options.logger.error("connection.internal_error", {
+        client: this.id,
+        error: errorText(err),
+      });
+      this.#destroy("internal error");
+    } finally {
+      this.#loopEnded();
     }
   }
 

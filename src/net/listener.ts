@@ -22,7 +22,12 @@ import type { Metrics } from "../metrics.ts";
 import { writeFully } from "../push/push_loop.ts";
 import { WriteScheduler } from "../push/write_scheduler.ts";
 import type { Backlog } from "../push/backlog.ts";
-import { Connection, type ConnectionHandler, READ_BUFFER_SMALL } from "./connection.ts";
+import {
+  Connection,
+  type ConnectionHandler,
+  type ConnectionOptions,
+  ConnectionRequest,
+} from "./connection.ts";
 
 /** Options of {@linkcode WebSocketServer}. */
 export interface WebSocketServerOptions {
@@ -71,8 +76,8 @@ interface PendingHandshake {
   deadline: number;
 }
 
-/** The handshake reads into a buffer of the connection's read size, then hands it over. */
-const INITIAL_HEAD_BUFFER = READ_BUFFER_SMALL;
+/** The handshake's first read buffer: most request heads fit (it doubles up to the limit). */
+const INITIAL_HEAD_BUFFER = 1024;
 /** A refused client gets this long to read the response before its socket is closed. */
 const REJECT_LINGER_MS = 1000;
 
@@ -89,6 +94,7 @@ const REJECT_LINGER_MS = 1000;
 export class WebSocketServer {
   readonly #options: WebSocketServerOptions;
   readonly #clients = new Set<Connection>();
+  readonly #routeOptions = new Map<string, ConnectionOptions>();
   readonly #pending = new Set<PendingHandshake>();
   readonly #tasks = new Set<Promise<void>>();
   #listener: Deno.Listener | null = null;
@@ -219,7 +225,7 @@ export class WebSocketServer {
         this.#reserved--;
       }
       this.#pending.delete(pending);
-      this.#open(conn, head.leftover, result, remote, head.buffer);
+      this.#open(conn, head.leftover, result, remote);
     } catch (err) {
       // The peer went away or the deadline closed the socket (already logged then).
       this.#options.logger.debug("handshake.failed", { remote, error: String(err) });
@@ -233,7 +239,7 @@ export class WebSocketServer {
   async #readHead(
     conn: Deno.Conn,
   ): Promise<
-    | { request: ReturnType<typeof parseRequestHead>; leftover: Uint8Array; buffer?: Uint8Array }
+    | { request: ReturnType<typeof parseRequestHead>; leftover: Uint8Array }
     | null
   > {
     const max = this.#options.maxHeaderBytes;
@@ -263,7 +269,6 @@ export class WebSocketServer {
           // Usually nothing follows the head: share one empty array instead of keeping a new one
           // alive for the connection's lifetime.
           leftover: end === length ? EMPTY : buffer.slice(end, length),
-          buffer,
         };
       }
     }
@@ -308,33 +313,16 @@ export class WebSocketServer {
     closeQuietly(conn);
   }
 
-  #open(
-    conn: Deno.Conn,
-    leftover: Uint8Array,
-    request: UpgradeRequest,
-    remote: string,
-    headBuffer?: Uint8Array,
-  ): void {
-    const handler = this.#options.routes[request.path];
+  #open(conn: Deno.Conn, leftover: Uint8Array, request: UpgradeRequest, remote: string): void {
     const o = this.#options;
-    const c = new Connection(conn, leftover, {
-      id: this.#nextId++,
-      request: { path: request.path, query: request.query, origin: request.origin },
-      readBuffer: headBuffer?.length === READ_BUFFER_SMALL ? headBuffer : undefined,
+    const c = new Connection(
+      conn,
+      leftover,
+      this.#connectionOptions(request.path),
+      this.#nextId++,
+      new ConnectionRequest(request.path, request.search, request.origin),
       remote,
-      maxMessageBytes: o.maxMessageBytes,
-      maxQueueBytes: o.maxQueueBytes,
-      closeTimeout: o.closeTimeout,
-      sendTimeout: o.sendTimeout,
-      scheduler: this.#scheduler,
-      backlog: o.backlog ?? null,
-      pingInterval: o.pingInterval,
-      pongTimeout: o.pongTimeout,
-      handler,
-      logger: o.logger,
-      metrics: o.metrics,
-      onFinished: (c) => this.#clients.delete(c),
-    });
+    );
     this.#clients.add(c);
     o.metrics.connectionsTotal++;
     o.logger.info("handshake.accepted", {
@@ -344,6 +332,30 @@ export class WebSocketServer {
       origin: request.origin,
     });
     c.open();
+  }
+
+  /** The options every connection of the route at `path` shares (made once per route). */
+  #connectionOptions(path: string): ConnectionOptions {
+    let options = this.#routeOptions.get(path);
+    if (options === undefined) {
+      const o = this.#options;
+      options = {
+        maxMessageBytes: o.maxMessageBytes,
+        maxQueueBytes: o.maxQueueBytes,
+        closeTimeout: o.closeTimeout,
+        sendTimeout: o.sendTimeout,
+        scheduler: this.#scheduler,
+        backlog: o.backlog ?? null,
+        pingInterval: o.pingInterval,
+        pongTimeout: o.pongTimeout,
+        handler: o.routes[path],
+        logger: o.logger,
+        metrics: o.metrics,
+        onFinished: (c) => this.#clients.delete(c),
+      };
+      this.#routeOptions.set(path, options);
+    }
+    return options;
   }
 
   #tick(): void {

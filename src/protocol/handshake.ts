@@ -35,8 +35,8 @@ export interface HandshakeRejection {
 export interface UpgradeRequest {
   /** The path of the request target, e.g. "/echo". */
   path: string;
-  /** The query of the request target. */
-  query: URLSearchParams;
+  /** The query string of the request target, with its "?" ("" when none); parse it when needed. */
+  search: string;
   /** The client's Sec-WebSocket-Key (24 base64 characters). */
   key: string;
   /** The Origin header, when the client is a browser. */
@@ -172,8 +172,7 @@ export function validateUpgrade(
   if (origin !== undefined && !isOriginAllowed(origin, h.get("host")!, options)) {
     return { status: 403, reason: `Origin ${origin} is not allowed.` };
   }
-  // A detached copy of the query: `url.searchParams` would keep the whole URL alive.
-  return { path: url.pathname, query: new URLSearchParams(url.search), key, origin, headers: h };
+  return { path: url.pathname, search: url.search, key, origin, headers: h };
 }
 
 /**

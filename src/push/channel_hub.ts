@@ -93,26 +93,42 @@ const NO_CHANNELS: ReadonlySet<string> = new Set();
  * with the channels themselves.
  */
 export class SubscriptionIndex {
-  readonly #bySubscriber = new Map<Subscriber, Set<string>>();
+  // One channel is kept as the bare name: most clients are in one channel, and a Set per client
+  // costs ~200 bytes on every idle connection.
+  readonly #bySubscriber = new Map<Subscriber, string | Set<string>>();
 
-  /** The channels `subscriber` is in (a shared empty set when none). */
+  /** The channels `subscriber` is in (a shared empty set when none; a copy when one). */
   of(subscriber: Subscriber): ReadonlySet<string> {
-    return this.#bySubscriber.get(subscriber) ?? NO_CHANNELS;
+    const channels = this.#bySubscriber.get(subscriber);
+    if (channels === undefined) return NO_CHANNELS;
+    return typeof channels === "string" ? new Set([channels]) : channels;
   }
 
   /** Records `subscriber` in `channel`; false when it already was. */
   add(subscriber: Subscriber, channel: string): boolean {
-    let channels = this.#bySubscriber.get(subscriber);
-    if (channels?.has(channel)) return false;
-    if (!channels) this.#bySubscriber.set(subscriber, channels = new Set());
-    channels.add(channel);
+    const channels = this.#bySubscriber.get(subscriber);
+    if (channels === undefined) {
+      this.#bySubscriber.set(subscriber, channel);
+    } else if (typeof channels === "string") {
+      if (channels === channel) return false;
+      this.#bySubscriber.set(subscriber, new Set([channels, channel]));
+    } else {
+      if (channels.has(channel)) return false;
+      channels.add(channel);
+    }
     return true;
   }
 
   /** Forgets `subscriber` in `channel`; false when it was not there. */
   remove(subscriber: Subscriber, channel: string): boolean {
     const channels = this.#bySubscriber.get(subscriber);
-    if (!channels?.delete(channel)) return false;
+    if (channels === undefined) return false;
+    if (typeof channels === "string") {
+      if (channels !== channel) return false;
+      this.#bySubscriber.delete(subscriber);
+      return true;
+    }
+    if (!channels.delete(channel)) return false;
     if (channels.size === 0) this.#bySubscriber.delete(subscriber);
     return true;
   }

@@ -10,18 +10,22 @@ import type { ClientQueue } from "./client_queue.ts";
 
 /**
  * What the loop reports about its writes: when the pending write last made progress (0 when no
- * write is pending: the stalled-write deadline reads it), and the bytes written.
+ * write is pending: the stalled-write deadline reads it), the bytes written, and its end.
  */
 export interface WriteTracker {
   /** `performance.now()` when the pending write started or last progressed; 0 when idle. */
   writeSince: number;
   /** Called after each batch is written in full. */
   written(bytes: number): void;
+  /** Called once when the loop ends: with null when drained, with the error when a write failed. */
+  writerEnded(error: unknown): void;
 }
 
 /**
  * Runs until the queue is sealed and drained (after the close frame is written, or after the
- * queue was disposed). Rejects with the socket's error when a write fails.
+ * queue was disposed), then calls `tracker.writerEnded`. Never rejects: a failed write ends
+ * the loop and is reported to `tracker.writerEnded`, so the caller needs no promise chain (which
+ * would be memory on every idle client).
  *
  * This is the hot path of every delivery, so it awaits the socket directly: no wrapper
  * functions, hence one promise per write (`Deno.Conn.write` may write only part of a buffer,
@@ -32,22 +36,28 @@ export async function runPushLoop(
   writer: ByteWriter,
   tracker: WriteTracker,
 ): Promise<void> {
-  while (true) {
-    const batch = queue.take();
-    if (batch === null) {
-      if (queue.sealed) return;
-      await queue.wait();
-      continue;
-    }
-    tracker.writeSince = performance.now();
-    let at = await writer.write(batch);
-    while (at < batch.length) {
+  let error: unknown = null;
+  try {
+    while (true) {
+      const batch = queue.take();
+      if (batch === null) {
+        if (queue.sealed) break;
+        await queue.wait();
+        continue;
+      }
       tracker.writeSince = performance.now();
-      at += await writer.write(batch.subarray(at));
+      let at = await writer.write(batch);
+      while (at < batch.length) {
+        tracker.writeSince = performance.now();
+        at += await writer.write(batch.subarray(at));
+      }
+      tracker.writeSince = 0;
+      tracker.written(batch.length);
     }
-    tracker.writeSince = 0;
-    tracker.written(batch.length);
+  } catch (err) {
+    error = err ?? new Error("write failed");
   }
+  tracker.writerEnded(error);
 }
 
 /** The part of `Deno.Conn` a writer needs. */
