@@ -219,13 +219,15 @@ export class WebSocketServer {
         await this.#reject(conn, pending, remote, result);
         return;
       }
+      let accept: string;
       try {
-        await writeFully(conn, buildAcceptResponse(await acceptKey(result.key)));
+        accept = await acceptKey(result.key);
       } finally {
         this.#reserved--;
       }
       this.#pending.delete(pending);
-      this.#open(conn, head.leftover, result, remote);
+      // The connection writes the 101 response itself, together with its first messages.
+      this.#open(conn, head.leftover, result, remote, buildAcceptResponse(accept));
     } catch (err) {
       // The peer went away or the deadline closed the socket (already logged then).
       this.#options.logger.debug("handshake.failed", { remote, error: String(err) });
@@ -313,11 +315,16 @@ export class WebSocketServer {
     closeQuietly(conn);
   }
 
-  #open(conn: Deno.Conn, leftover: Uint8Array, request: UpgradeRequest, remote: string): void {
+  #open(
+    conn: Deno.Conn,
+    leftover: Uint8Array,
+    request: UpgradeRequest,
+    remote: string,
+    response: Uint8Array,
+  ): void {
     const o = this.#options;
     const c = new Connection(
       conn,
-      leftover,
       this.#connectionOptions(request.path),
       this.#nextId++,
       new ConnectionRequest(request.path, request.search, request.origin),
@@ -331,7 +338,7 @@ export class WebSocketServer {
       path: request.path,
       origin: request.origin,
     });
-    c.open();
+    c.open(response, leftover);
   }
 
   /** The options every connection of the route at `path` shares (made once per route). */
