@@ -27,6 +27,7 @@ import {
   type ConnectionHandler,
   type ConnectionOptions,
   ConnectionRequest,
+  formatAddr,
 } from "./connection.ts";
 
 /** Options of {@linkcode WebSocketServer}. */
@@ -328,7 +329,6 @@ export class WebSocketServer {
       this.#connectionOptions(request.path),
       this.#nextId++,
       new ConnectionRequest(request.path, request.search, request.origin),
-      remote,
     );
     this.#clients.add(c);
     o.metrics.connectionsTotal++;
@@ -387,9 +387,4 @@ function closeQuietly(conn: Deno.Conn): void {
   } catch {
     // Already closed.
   }
-}
-
-/** Formats a peer address as `host:port` for logs. */
-export function formatAddr(addr: Deno.Addr): string {
-  return "hostname" in addr ? `${addr.hostname}:${addr.port}` : String(addr.transport);
 }

@@ -22,6 +22,16 @@ export const MAX_BATCH_BYTES = 64 * 1024;
 export const COALESCE_LIMIT = 16 * 1024;
 
 /**
+ * Who drains a queue: its push loop. A loop that finds the queue empty parks it
+ * ({@linkcode ClientQueue.park}) and ends; the queue calls `resume` when frames wait again, so
+ * an idle client holds no suspended loop, promise or closure.
+ */
+export interface QueueConsumer {
+  /** Frames wait in a parked queue: start draining it. */
+  resume(): void;
+}
+
+/**
  * A FIFO of encoded frames with control frames first and a final close frame last.
  *
  * Frames are whole, so putting a pong ahead of queued data never interleaves partial frames.
@@ -43,25 +53,28 @@ export class ClientQueue {
   #control: Uint8Array[] = [];
   #final: Uint8Array | null = null;
   #sealed = false;
-  #wake: (() => void) | null = null;
+  #parked = false;
   #wakeScheduled = false;
+  readonly #consumer: QueueConsumer | null;
   readonly #scheduler: WriteScheduler | null;
   readonly #backlog: Backlog | null;
   #outOfBacklog = false;
 
   /**
-   * Creates a queue that holds at most `maxBytes` of data frames. With a `scheduler`, a waiting
-   * writer is woken at its next flush instead of at once, so frames of several publishes
-   * coalesce into one write.
+   * Creates a queue that holds at most `maxBytes` of data frames, drained by `consumer`. With a
+   * `scheduler`, a parked consumer is resumed at the scheduler's next flush instead of at once,
+   * so frames of several publishes coalesce into one write.
    */
   constructor(
     maxBytes: number,
     scheduler: WriteScheduler | null = null,
     backlog: Backlog | null = null,
+    consumer: QueueConsumer | null = null,
   ) {
     this.maxBytes = maxBytes;
     this.#scheduler = scheduler;
     this.#backlog = backlog;
+    this.#consumer = consumer;
   }
 
   /** Data bytes waiting. */
@@ -169,10 +182,18 @@ export class ClientQueue {
     return parts.length === 0 ? null : sharedBatches.join(parts, total);
   }
 
-  /** Resolves when something is waiting or the queue is sealed with nothing left. */
-  wait(): Promise<void> {
-    if (!this.empty || this.#sealed) return Promise.resolve();
-    return new Promise((resolve) => this.#wake = resolve);
+  /**
+   * Called by the consumer when {@linkcode ClientQueue.take} returned null and the queue is not
+   * sealed: it stops draining, and is resumed when frames are queued, the queue is sealed or
+   * disposed.
+   */
+  park(): void {
+    this.#parked = true;
+  }
+
+  /** Whether the consumer is parked (waiting to be resumed). */
+  get parked(): boolean {
+    return this.#parked;
   }
 
   /**
@@ -203,30 +224,28 @@ export class ClientQueue {
     this.#bytes = 0;
   }
 
-  /** Wakes the waiting writer now (the scheduler's flush calls this). */
+  /** Resumes the parked consumer now (the scheduler's flush calls this). */
   wakeNow(): void {
     this.#wakeScheduled = false;
-    const wake = this.#wake;
-    if (wake) {
-      this.#wake = null;
-      wake();
-    }
+    if (this.#parked) this.#resume();
   }
 
   #notify(): void {
+    if (!this.#parked) return; // the consumer is draining: it will take these frames too
     // Enough bytes for a write of their own: no reason to wait for more.
     if (this.#scheduler !== null && !this.#sealed && this.#bytes < COALESCE_LIMIT) {
-      if (this.#wake !== null && !this.#wakeScheduled) {
+      if (!this.#wakeScheduled) {
         this.#wakeScheduled = true;
         this.#scheduler.schedule(this);
       }
       return;
     }
-    const wake = this.#wake;
-    if (wake) {
-      this.#wake = null;
-      wake();
-    }
+    this.#resume();
+  }
+
+  #resume(): void {
+    this.#parked = false;
+    this.#consumer?.resume();
   }
 }
 

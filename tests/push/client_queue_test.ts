@@ -56,15 +56,27 @@ Deno.test("ClientQueue limits one batch to MAX_BATCH_BYTES but always takes one 
   assertEquals(q.take(), bytes(2));
 });
 
-Deno.test("ClientQueue.wait resolves on the next push, and on dispose", async () => {
-  const q = new ClientQueue(1024);
-  const waiting = q.wait();
+Deno.test("a parked ClientQueue resumes its consumer once per park: on push, seal or dispose", () => {
+  let resumed = 0;
+  const q = new ClientQueue(1024, null, null, { resume: () => resumed++ });
   q.push(bytes(1));
-  await waiting;
+  assertEquals(resumed, 0, "a consumer that has not parked is draining: no resume");
+  assertEquals(q.take(), bytes(1));
+  assertEquals(q.take(), null);
+  q.park();
+  assert(q.parked);
+  q.push(bytes(2));
+  q.push(bytes(3));
+  assertEquals(resumed, 1, "resumed once, at the first frame");
+  assert(!q.parked);
+  assertEquals(q.take(), bytes(2, 3));
+  q.park();
+  q.pushControl(bytes(9));
+  assertEquals(resumed, 2, "a control frame resumes too");
   q.take();
-  const disposed = q.wait();
+  q.park();
   q.dispose();
-  await disposed;
+  assertEquals(resumed, 3, "dispose resumes, so the consumer can end");
   assert(q.sealed && q.take() === null);
 });
 

@@ -1,6 +1,6 @@
 /**
- * Write coalescing: a waiting writer is woken once, after the delay, with every frame queued
- * meanwhile; sealing (close) and disposing wake it at once.
+ * Write coalescing: a parked writer is resumed once, after the delay, with every frame queued
+ * meanwhile; sealing (close), disposing and large frames resume it at once.
  */
 import { assert, assertEquals } from "@std/assert";
 import { ClientQueue, COALESCE_LIMIT } from "../../src/push/client_queue.ts";
@@ -8,48 +8,70 @@ import { WriteScheduler } from "../../src/push/write_scheduler.ts";
 
 const frame = (byte: number) => new Uint8Array([byte]);
 
-Deno.test("a scheduled queue wakes its writer once, at the flush, with all frames queued", async () => {
+/** A queue whose consumer has parked, and a promise of its next resume. */
+function parkedQueue(maxBytes: number, scheduler: WriteScheduler) {
+  let resumed = 0;
+  let onResume = () => {};
+  const queue = new ClientQueue(maxBytes, scheduler, null, {
+    resume: () => {
+      resumed++;
+      onResume();
+    },
+  });
+  queue.park();
+  const next = new Promise<void>((resolve) => onResume = resolve);
+  return { queue, next, resumed: () => resumed };
+}
+
+Deno.test("a scheduled queue resumes its writer once, at the flush, with all frames queued", async () => {
   const scheduler = new WriteScheduler(5);
-  const queue = new ClientQueue(1024, scheduler);
-  let woken = 0;
-  const waiting = queue.wait().then(() => woken++);
+  const { queue, next, resumed } = parkedQueue(1024, scheduler);
   queue.push(frame(1));
   queue.push(frame(2));
   queue.push(frame(3));
   await Promise.resolve();
-  assertEquals(woken, 0, "not woken before the flush");
-  await waiting;
-  assertEquals(woken, 1);
+  assertEquals(resumed(), 0, "not resumed before the flush");
+  await next;
+  assertEquals(resumed(), 1);
   assertEquals(queue.take(), new Uint8Array([1, 2, 3]), "one batch, one write");
   scheduler.close();
 });
 
-Deno.test("flush wakes every scheduled queue now, and close leaves no timer behind", async () => {
+Deno.test("flush resumes every scheduled queue now, and close leaves no timer behind", () => {
   const scheduler = new WriteScheduler(60_000);
-  const queues = [0, 1, 2].map(() => new ClientQueue(1024, scheduler));
-  const waits = queues.map((q) => q.wait());
-  queues.forEach((q, i) => q.push(frame(i)));
+  const parked = [0, 1, 2].map(() => parkedQueue(1024, scheduler));
+  parked.forEach((p, i) => p.queue.push(frame(i)));
+  assertEquals(parked.map((p) => p.resumed()), [0, 0, 0]);
   scheduler.flush();
-  await Promise.all(waits);
+  assertEquals(parked.map((p) => p.resumed()), [1, 1, 1]);
   scheduler.close();
 });
 
-Deno.test("sealing a scheduled queue (a close frame) wakes its writer at once", async () => {
+Deno.test("sealing a scheduled queue (a close frame) resumes its writer at once", () => {
   const scheduler = new WriteScheduler(60_000);
-  const queue = new ClientQueue(1024, scheduler);
-  const waiting = queue.wait();
+  const { queue, resumed } = parkedQueue(1024, scheduler);
   queue.seal(frame(8), false);
-  await waiting;
+  assertEquals(resumed(), 1);
   assert(queue.sealed);
   assertEquals(queue.take(), frame(8));
   scheduler.close();
 });
 
-Deno.test("a queue holding a large frame wakes its writer at once, without the delay", async () => {
+Deno.test("a queue holding a large frame resumes its writer at once, without the delay", () => {
   const scheduler = new WriteScheduler(60_000);
-  const queue = new ClientQueue(1 << 20, scheduler);
-  const waiting = queue.wait();
+  const { queue, resumed } = parkedQueue(1 << 20, scheduler);
   queue.push(new Uint8Array(COALESCE_LIMIT));
-  await waiting;
+  assertEquals(resumed(), 1);
+  scheduler.close();
+});
+
+Deno.test("a flush after the writer was resumed early finds it draining and does nothing", () => {
+  const scheduler = new WriteScheduler(60_000);
+  const { queue, resumed } = parkedQueue(1 << 20, scheduler);
+  queue.push(frame(1)); // scheduled
+  queue.push(new Uint8Array(COALESCE_LIMIT)); // resumes at once
+  assertEquals(resumed(), 1);
+  scheduler.flush(); // the writer is draining, not parked
+  assertEquals(resumed(), 1);
   scheduler.close();
 });
