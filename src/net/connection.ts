@@ -17,6 +17,7 @@ import type { WriteScheduler } from "../push/write_scheduler.ts";
 import type { Backlog } from "../push/backlog.ts";
 import { runPushLoop, type WriteTracker } from "../push/push_loop.ts";
 import { READ_SLOT_BYTES, readBuffers } from "./read_buffers.ts";
+import { clockMs } from "../clock.ts";
 
 /** What a route does with its connections. Every method is optional but `onMessage`. */
 export interface ConnectionHandler {
@@ -115,8 +116,8 @@ export class Connection implements WriteTracker, QueueConsumer {
   /** The upgrade request's path, query and origin. */
   readonly request: ConnectionRequest;
   /**
-   * `performance.now()` when the pending write started or last progressed; 0 when no write is
-   * pending. Kept by the push loop, read by the stalled-write deadline.
+   * When the pending write started or last progressed ({@linkcode clockMs}); 0 when no write
+   * is pending. Kept by the push loop, read by the stalled-write deadline.
    */
   writeSince = 0;
 
@@ -133,7 +134,8 @@ export class Connection implements WriteTracker, QueueConsumer {
   #state: ConnectionState = "open";
   #failed = false;
   #writerDone = false;
-  #closeDeadline = Infinity;
+  /** When the peer's close reply is due (ms, see {@linkcode clockMs}); 0 while none is awaited. */
+  #closeDeadline = 0;
   #controller: AbortController | null = null;
   /** The buffer the pending read fills. */
   #buffer: Uint8Array | null = null;
@@ -147,7 +149,7 @@ export class Connection implements WriteTracker, QueueConsumer {
   #finished: { promise: Promise<void>; resolve: () => void } | null = null;
   #endReason = "";
   /** When the peer last sent bytes: any traffic proves it alive, not only pongs. */
-  #lastHeard = performance.now();
+  #lastHeard = clockMs();
   /** When the outstanding ping was sent, or 0 when none is. */
   #pingSentAt = 0;
 
@@ -322,7 +324,7 @@ export class Connection implements WriteTracker, QueueConsumer {
     this.closeSent = { code, reason };
     this.#options.metrics.closeCodesSent.inc(code);
     this.#queue.seal(encodeCloseFrame(code, reason), discard);
-    this.#closeDeadline = performance.now() + this.#options.closeTimeout;
+    this.#closeDeadline = clockMs() + this.#options.closeTimeout;
     this.#abort();
   }
 
@@ -337,7 +339,7 @@ export class Connection implements WriteTracker, QueueConsumer {
     if (this.writeSince !== 0 && now - this.writeSince > STALL_MS) {
       this.#queue.leaveBacklog();
     }
-    if (now > this.#closeDeadline) {
+    if (this.#closeDeadline !== 0 && now > this.#closeDeadline) {
       this.#destroy("close timeout");
     } else if (this.writeSince !== 0 && now - this.writeSince > o.sendTimeout) {
       o.metrics.sendTimeouts++;
@@ -346,7 +348,7 @@ export class Connection implements WriteTracker, QueueConsumer {
     } else if (this.#state === "open" && o.pingInterval > 0) {
       if (this.#pingSentAt === 0) {
         if (now - this.#lastHeard >= o.pingInterval) {
-          this.#pingSentAt = now;
+          this.#pingSentAt = Math.trunc(now);
           this.#queue.pushControl(PING);
           o.metrics.pingsSent++;
         }
@@ -391,7 +393,7 @@ export class Connection implements WriteTracker, QueueConsumer {
         this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
         return this.#readEnded();
       }
-      this.#lastHeard = performance.now();
+      this.#lastHeard = clockMs();
       this.#pingSentAt = 0;
       // After a protocol error, drain until the peer goes away.
       if (!this.#failed) {

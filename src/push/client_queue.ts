@@ -47,10 +47,10 @@ export interface QueueConsumer {
 export class ClientQueue {
   /** Data bytes allowed to wait; {@linkcode ClientQueue.push} refuses beyond it. */
   readonly maxBytes: number;
-  #data: Uint8Array[] = [];
+  #data: Uint8Array[] = NONE;
   #head = 0;
   #bytes = 0;
-  #control: Uint8Array[] = [];
+  #control: Uint8Array[] = NONE;
   #final: Uint8Array | null = null;
   #sealed = false;
   #parked = false;
@@ -100,6 +100,7 @@ export class ClientQueue {
   push(frame: Uint8Array): boolean {
     if (this.#sealed) return false;
     if (this.#bytes + frame.length > this.maxBytes) return false;
+    if (this.#data === NONE) this.#data = [];
     this.#data.push(frame);
     this.#bytes += frame.length;
     this.#report(this.#bytes - frame.length, this.#bytes);
@@ -110,6 +111,7 @@ export class ClientQueue {
   /** Queues a control frame (pong, ping) ahead of waiting data. Ignored once sealed. */
   pushControl(frame: Uint8Array): void {
     if (this.#sealed) return;
+    if (this.#control === NONE) this.#control = [];
     this.#control.push(frame);
     this.#notify();
   }
@@ -129,7 +131,7 @@ export class ClientQueue {
   /** Drops everything and seals the queue; a pending {@linkcode ClientQueue.wait} resolves. */
   dispose(): void {
     this.#clearData();
-    this.#control = [];
+    this.#control = NONE;
     this.#final = null;
     this.#sealed = true;
     this.#notify();
@@ -153,10 +155,10 @@ export class ClientQueue {
       return frame;
     }
     const before = this.#bytes;
-    const parts: Uint8Array[] = this.#control;
+    const parts: Uint8Array[] = this.#control === NONE ? [] : this.#control;
     let total = 0;
     for (const part of parts) total += part.length;
-    this.#control = [];
+    this.#control = NONE;
     const data = this.#data;
     while (this.#head < data.length) {
       const frame = data[this.#head];
@@ -169,7 +171,7 @@ export class ClientQueue {
       if (large) break; // written alone: copying it would cost more than the write it saves
     }
     if (this.#head === data.length) {
-      this.#data = [];
+      this.#data = NONE;
       this.#head = 0;
       if (this.#final !== null) {
         parts.push(this.#final);
@@ -219,7 +221,7 @@ export class ClientQueue {
 
   #clearData(): void {
     this.#report(this.#bytes, 0);
-    this.#data = [];
+    this.#data = NONE;
     this.#head = 0;
     this.#bytes = 0;
   }
@@ -250,3 +252,9 @@ export class ClientQueue {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * The list of an empty queue, shared: an idle client then holds no arrays of its own. Frozen,
+ * so a push into it instead of a fresh list would throw rather than leak frames between clients.
+ */
+const NONE: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];

@@ -11,13 +11,14 @@
  * @module
  */
 import type { ClientQueue } from "./client_queue.ts";
+import { clockMs } from "../clock.ts";
 
 /**
  * What the loop reports about its writes: when the pending write last made progress (0 when no
  * write is pending: the stalled-write deadline reads it), the bytes written, and its end.
  */
 export interface WriteTracker {
-  /** `performance.now()` when the pending write started or last progressed; 0 when idle. */
+  /** {@linkcode clockMs} when the pending write started or last progressed; 0 when idle. */
   writeSince: number;
   /** Called after each batch is written in full. */
   written(bytes: number): void;
@@ -50,10 +51,10 @@ export async function runPushLoop(
         queue.park();
         return;
       }
-      tracker.writeSince = performance.now();
+      tracker.writeSince = clockMs();
       let at = await writer.write(batch);
       while (at < batch.length) {
-        tracker.writeSince = performance.now();
+        tracker.writeSince = clockMs();
         at += await writer.write(batch.subarray(at));
       }
       tracker.writeSince = 0;
