@@ -207,12 +207,14 @@ export class Connection implements WriteTracker, QueueConsumer {
     if (--this.#loops > 0) return;
     try {
       this.#options.onFinished?.(this);
-      this.#options.logger.info("connection.closed", {
-        client: this.id,
-        code_sent: this.closeSent?.code,
-        code_received: this.closeReceived?.code,
-        reason: this.#endReason,
-      });
+      if (this.#options.logger.enabled("info")) {
+        this.#options.logger.info("connection.closed", {
+          client: this.id,
+          code_sent: this.closeSent?.code,
+          code_received: this.closeReceived?.code,
+          reason: this.#endReason,
+        });
+      }
       this.#options.handler.onClose?.(this);
     } catch (err) {
       this.#options.logger.error("connection.on_close_failed", {

@@ -97,7 +97,9 @@ export class WebSocketServer {
   readonly #clients = new Set<Connection>();
   readonly #routeOptions = new Map<string, ConnectionOptions>();
   readonly #pending = new Set<PendingHandshake>();
-  readonly #tasks = new Set<Promise<void>>();
+  /** Handshakes in flight, and what shutdown waits on until they are done. */
+  #handshakes = 0;
+  #handshakesDone: (() => void) | null = null;
   #listener: Deno.Listener | null = null;
   #acceptLoop: Promise<void> = Promise.resolve();
   #ticker: ReturnType<typeof setInterval> | undefined;
@@ -170,7 +172,7 @@ export class WebSocketServer {
     }
     for (const c of this.#clients) c.abort("shutdown");
     await all;
-    await Promise.all(this.#tasks);
+    if (this.#handshakes > 0) await new Promise<void>((r) => this.#handshakesDone = r);
     clearInterval(this.#ticker);
     this.#scheduler?.close();
   }
@@ -191,33 +193,30 @@ export class WebSocketServer {
         this.#backoff = null;
         continue;
       }
-      const task = this.#handshake(conn).catch((err) => {
-        this.#options.logger.error("handshake.internal_error", { error: String(err) });
-        closeQuietly(conn);
-      });
-      this.#tasks.add(task);
-      task.finally(() => this.#tasks.delete(task));
+      // Counted, not kept: a promise with two callbacks per handshake is garbage that adds up.
+      this.#handshakes++;
+      this.#handshake(conn);
     }
   }
 
+  /** Runs one opening handshake; never rejects. */
   async #handshake(conn: Deno.Conn): Promise<void> {
-    (conn as Deno.TcpConn).setNoDelay?.(true);
-    const remote = formatAddr(conn.remoteAddr);
     const pending: PendingHandshake = {
       conn,
       deadline: performance.now() + this.#options.handshakeTimeout,
     };
     this.#pending.add(pending);
     try {
+      (conn as Deno.TcpConn).setNoDelay?.(true);
       const head = await this.#readHead(conn);
       if (head === null) {
-        this.#options.logger.info("handshake.abandoned", { remote });
+        this.#options.logger.info("handshake.abandoned", { remote: addrOf(conn) });
         closeQuietly(conn);
         return;
       }
       const result = isRejection(head.request) ? head.request : this.#check(head.request);
       if (isRejection(result)) {
-        await this.#reject(conn, pending, remote, result);
+        await this.#reject(conn, pending, result);
         return;
       }
       let accept: string;
@@ -228,13 +227,19 @@ export class WebSocketServer {
       }
       this.#pending.delete(pending);
       // The connection writes the 101 response itself, together with its first messages.
-      this.#open(conn, head.leftover, result, remote, buildAcceptResponse(accept));
+      this.#open(conn, head.leftover, result, buildAcceptResponse(accept));
     } catch (err) {
       // The peer went away or the deadline closed the socket (already logged then).
-      this.#options.logger.debug("handshake.failed", { remote, error: String(err) });
+      if (this.#options.logger.enabled("debug")) {
+        this.#options.logger.debug("handshake.failed", {
+          remote: addrOf(conn),
+          error: String(err),
+        });
+      }
       closeQuietly(conn);
     } finally {
       this.#pending.delete(pending);
+      if (--this.#handshakes === 0) this.#handshakesDone?.();
     }
   }
 
@@ -294,15 +299,10 @@ export class WebSocketServer {
     return result;
   }
 
-  async #reject(
-    conn: Deno.Conn,
-    pending: PendingHandshake,
-    remote: string,
-    rejection: HandshakeRejection,
-  ) {
+  async #reject(conn: Deno.Conn, pending: PendingHandshake, rejection: HandshakeRejection) {
     this.#options.metrics.handshakesRejected.inc(rejection.status);
     this.#options.logger.warn("handshake.rejected", {
-      remote,
+      remote: addrOf(conn),
       status: rejection.status,
       reason: rejection.reason,
     });
@@ -320,7 +320,6 @@ export class WebSocketServer {
     conn: Deno.Conn,
     leftover: Uint8Array,
     request: UpgradeRequest,
-    remote: string,
     response: Uint8Array,
   ): void {
     const o = this.#options;
@@ -332,12 +331,15 @@ export class WebSocketServer {
     );
     this.#clients.add(c);
     o.metrics.connectionsTotal++;
-    o.logger.info("handshake.accepted", {
-      client: c.id,
-      remote,
-      path: request.path,
-      origin: request.origin,
-    });
+    // Guarded: at the usual level these fields would be garbage made for nothing, per client.
+    if (o.logger.enabled("info")) {
+      o.logger.info("handshake.accepted", {
+        client: c.id,
+        remote: addrOf(conn),
+        path: request.path,
+        origin: request.origin,
+      });
+    }
     c.open(response, leftover);
   }
 
@@ -371,7 +373,7 @@ export class WebSocketServer {
       if (now > p.deadline) {
         this.#pending.delete(p);
         this.#options.metrics.handshakeTimeouts++;
-        this.#options.logger.info("handshake.timeout", { remote: formatAddr(p.conn.remoteAddr) });
+        this.#options.logger.info("handshake.timeout", { remote: addrOf(p.conn) });
         closeQuietly(p.conn);
       }
     }
@@ -380,6 +382,15 @@ export class WebSocketServer {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The peer's address for a log line; "?" when the socket can no longer tell. */
+function addrOf(conn: Deno.Conn): string {
+  try {
+    return formatAddr(conn.remoteAddr);
+  } catch {
+    return "?";
+  }
+}
 
 function closeQuietly(conn: Deno.Conn): void {
   try {

@@ -64,11 +64,13 @@ export function createPushHandler(options: PushHandlerOptions): ConnectionHandle
       );
     }
     if (!hub.subscribe(c, channel, since)) return sendError(c, `Already subscribed to ${channel}.`);
-    logger.info("client.subscribe", {
-      client: c.id,
-      channel,
-      since: since && `${since.epoch}:${since.id}`,
-    });
+    if (logger.enabled("info")) { // one per client at connect: no garbage when not logged
+      logger.info("client.subscribe", {
+        client: c.id,
+        channel,
+        since: since && `${since.epoch}:${since.id}`,
+      });
+    }
   }
 
   function command(c: Connection, text: string): boolean {

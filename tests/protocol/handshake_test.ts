@@ -436,3 +436,17 @@ Deno.test("buildRejectResponse serves every rejection validateUpgrade produces",
   assertEquals(text.match(/\r\nConnection:/gi)?.length, 1);
   assertStringIncludes(text, "\r\nConnection: Upgrade, close\r\n");
 });
+
+Deno.test("validateUpgrade matches the path exactly: no dot segments, no percent-decoding", () => {
+  assertRejected(upgrade({}, "GET /nope/../echo HTTP/1.1"), 404);
+  assertRejected(upgrade({}, "GET /./echo HTTP/1.1"), 404);
+  assertRejected(upgrade({}, "GET /ech%6F HTTP/1.1"), 404);
+  assertRejected(upgrade({}, "GET /echo#top HTTP/1.1"), 404);
+  assertEquals(
+    assertAccepted(upgrade({}, "GET /echo? HTTP/1.1")).search,
+    "",
+    "'?' alone: no query",
+  );
+  assertEquals(assertAccepted(upgrade({}, "GET /echo?a=1?b HTTP/1.1")).search, "?a=1?b");
+  assertEquals(assertAccepted(upgrade({}, "GET /echo HTTP/1.1")).search, "");
+});
