@@ -14,6 +14,7 @@ import {
   type HandshakeRejection,
   isRejection,
   parseRequestHead,
+  type UpgradeOptions,
   type UpgradeRequest,
   validateUpgrade,
 } from "../protocol/handshake.ts";
@@ -29,6 +30,7 @@ import {
   ConnectionRequest,
   formatAddr,
 } from "./connection.ts";
+import { HEAD_SLOT_BYTES, headBuffers } from "./read_buffers.ts";
 
 /** Options of {@linkcode WebSocketServer}. */
 export interface WebSocketServerOptions {
@@ -77,8 +79,6 @@ interface PendingHandshake {
   deadline: number;
 }
 
-/** The handshake's first read buffer: most request heads fit (it doubles up to the limit). */
-const INITIAL_HEAD_BUFFER = 1024;
 /** A refused client gets this long to read the response before its socket is closed. */
 const REJECT_LINGER_MS = 1000;
 
@@ -96,6 +96,8 @@ export class WebSocketServer {
   readonly #options: WebSocketServerOptions;
   readonly #clients = new Set<Connection>();
   readonly #routeOptions = new Map<string, ConnectionOptions>();
+  /** What validateUpgrade checks against, made once (not per handshake). */
+  #upgradeOptions: UpgradeOptions | null = null;
   readonly #pending = new Set<PendingHandshake>();
   /** Handshakes in flight, and what shutdown waits on until they are done. */
   #handshakes = 0;
@@ -118,6 +120,7 @@ export class WebSocketServer {
   /** The page server's port and scheme; the app sets it once the page server is bound. */
   set pageOrigin(page: { port: number; secure: boolean }) {
     this.#options.pageOrigin = page;
+    this.#upgradeOptions = null;
   }
 
   /** The connected clients (handshake done, not yet closed). */
@@ -243,7 +246,11 @@ export class WebSocketServer {
     }
   }
 
-  /** Reads the request head; null when the peer closed first. */
+  /**
+   * Reads the request head; null when the peer closed first. The head is read into a pooled
+   * slot ({@linkcode headBuffers}) that goes back once the reads are done (the head is decoded to
+   * a string and the leftover copied, so nothing keeps a view of it).
+   */
   async #readHead(
     conn: Deno.Conn,
   ): Promise<
@@ -251,45 +258,54 @@ export class WebSocketServer {
     | null
   > {
     const max = this.#options.maxHeaderBytes;
-    let buffer = new Uint8Array(Math.min(INITIAL_HEAD_BUFFER, max));
+    let slot: Uint8Array | null = max >= HEAD_SLOT_BYTES ? headBuffers.take() : null;
+    let buffer = slot ?? new Uint8Array(max);
     let length = 0;
-    while (true) {
-      if (length === buffer.length) {
-        if (length >= max) {
+    try {
+      while (true) {
+        if (length === buffer.length) {
+          if (length >= max) {
+            return {
+              request: { status: 431, reason: `The request head exceeds ${max} bytes.` },
+              leftover: EMPTY,
+            };
+          }
+          const grown = new Uint8Array(Math.min(max, buffer.length * 2));
+          grown.set(buffer);
+          buffer = grown;
+          if (slot !== null) headBuffers.give(slot); // no read into it is pending
+          slot = null;
+        }
+        const n = await conn.read(buffer.subarray(length));
+        if (n === null) return null;
+        const from = length;
+        length += n;
+        const end = findHeaderEnd(buffer, from, length);
+        if (end !== -1) {
+          // Bytes past the head are the first frame(s): keep them for the parser.
           return {
-            request: { status: 431, reason: `The request head exceeds ${max} bytes.` },
-            leftover: EMPTY,
+            request: parseRequestHead(buffer.subarray(0, end)),
+            // Usually nothing follows the head: share one empty array instead of keeping a new
+            // one alive for the connection's lifetime.
+            leftover: end === length ? EMPTY : buffer.slice(end, length),
           };
         }
-        const grown = new Uint8Array(Math.min(max, buffer.length * 2));
-        grown.set(buffer);
-        buffer = grown;
       }
-      const n = await conn.read(buffer.subarray(length));
-      if (n === null) return null;
-      const from = length;
-      length += n;
-      const end = findHeaderEnd(buffer.subarray(0, length), from);
-      if (end !== -1) {
-        // Bytes past the head are the first frame(s): keep them for the parser.
-        return {
-          request: parseRequestHead(buffer.subarray(0, end)),
-          // Usually nothing follows the head: share one empty array instead of keeping a new one
-          // alive for the connection's lifetime.
-          leftover: end === length ? EMPTY : buffer.slice(end, length),
-        };
-      }
+    } finally {
+      // Every read has settled (or failed) here: the slot can serve another handshake.
+      if (slot !== null) headBuffers.give(slot);
     }
   }
 
   #check(
     request: Exclude<ReturnType<typeof parseRequestHead>, HandshakeRejection>,
   ): UpgradeRequest | HandshakeRejection {
-    const result = validateUpgrade(request, {
+    this.#upgradeOptions ??= {
       paths: Object.keys(this.#options.routes),
       allowedOrigins: this.#options.allowedOrigins,
       pageOrigin: this.#options.pageOrigin,
-    });
+    };
+    const result = validateUpgrade(request, this.#upgradeOptions);
     if (isRejection(result)) return result;
     if (this.#closing) return { status: 503, reason: "The server is shutting down." };
     if (this.#clients.size + this.#reserved >= this.#options.maxClients) {

@@ -71,10 +71,10 @@ const KEY = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 /**
  * Returns the index just past the `\r\n\r\n` that ends the header block in `bytes`, or -1.
  * `from` lets a caller resume a search over a growing buffer (it is moved back 3 bytes so a
- * terminator split across reads is found).
+ * terminator split across reads is found); `end` is where the bytes read so far end.
  */
-export function findHeaderEnd(bytes: Uint8Array, from = 0): number {
-  for (let i = Math.max(0, from - 3); i + 3 < bytes.length; i++) {
+export function findHeaderEnd(bytes: Uint8Array, from = 0, end = bytes.length): number {
+  for (let i = Math.max(0, from - 3); i + 3 < end; i++) {
     if (
       bytes[i] === HEADER_END[0] && bytes[i + 1] === HEADER_END[1] &&
       bytes[i + 2] === HEADER_END[2] && bytes[i + 3] === HEADER_END[3]
