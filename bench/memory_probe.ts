@@ -1,0 +1,229 @@
+/**
+ * `deno task bench:memory`: where the memory of idle connections goes. Connects N idle clients
+ * (default 10,000, subscribed to one channel, as in the benchmark's idle scenario) to our server
+ * and to a floor server (`--kind=bare`: a Deno server that only answers the handshake and keeps
+ * one 128-byte read pending per socket), and prints, per client, the growth of RSS and of each
+ * part of it that the runtime reports: V8's young generation, the rest of the JS heap, memory
+ * outside the JS heap.
+ *
+ * Options: `--clients=N`, `--kinds=ours,bare`, `--runs=N` (default 2).
+ *
+ * Each server runs in its own process pinned to core 1 (`taskset`), the clients in another on
+ * core 0; the servers report `Deno.memoryUsage()` and V8's heap spaces when asked on stdin.
+ *
+ * @module
+ */
+import v8 from "node:v8";
+import { parseConfig } from "../src/config.ts";
+import { Logger } from "../src/log.ts";
+import { startApp } from "../src/app.ts";
+import { denoPath, freePorts, hasTaskset, sleep, spawnPinned, stop } from "./proc.ts";
+import { makeKeys, openWebSocket } from "./ws_handshake.ts";
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** What a server process reports about its memory (bytes). */
+interface MemoryStats {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  newSpace: number;
+  oldSpace: number;
+}
+
+function arg(name: string): string | undefined {
+  return Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+}
+
+function memoryStats(): MemoryStats {
+  const m = Deno.memoryUsage();
+  const space = (name: string) =>
+    v8.getHeapSpaceStatistics().find((s) => s.space_name === name)?.physical_space_size ?? 0;
+  return { ...m, newSpace: space("new_space"), oldSpace: space("old_space") };
+}
+
+/** The floor: handshake answered, then one small read pending per socket, nothing else. */
+function startBare(port: number): void {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port });
+  const encoder = new TextEncoder();
+  const answer = async (conn: Deno.Conn) => {
+    const head = new Uint8Array(1024);
+    const n = await conn.read(head);
+    const key = /sec-websocket-key: *(\S+)/i.exec(new TextDecoder().decode(head.subarray(0, n!)));
+    const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key![1] + GUID));
+    await conn.write(encoder.encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${new Uint8Array(digest).toBase64()}\r\n\r\n`,
+    ));
+  };
+  (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        await answer(conn);
+        const buffer = new Uint8Array(128);
+        while ((await conn.read(buffer)) !== null) { /* idle */ }
+        conn.close();
+      })().catch(() => {});
+    }
+  })();
+}
+
+async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    rest += chunk;
+    let at;
+    while ((at = rest.indexOf("\n")) >= 0) {
+      yield rest.slice(0, at);
+      rest = rest.slice(at + 1);
+    }
+  }
+}
+
+/** Server role: start, say "ready", answer each stdin line with a JSON line of stats. */
+async function serve(kind: string, port: number): Promise<void> {
+  if (kind === "bare") {
+    startBare(port);
+  } else {
+    const config = parseConfig(
+      ["--ws-port", String(port), "--http-port", "0", "--demo", "false", "--log-level", "warn"]
+        .concat(["--max-clients", "20000"]),
+      () => undefined,
+    );
+    await startApp(config, new Logger(config.logLevel));
+  }
+  const out = Deno.stdout;
+  const encoder = new TextEncoder();
+  await out.write(encoder.encode("ready\n"));
+  for await (const _ of lines(Deno.stdin.readable)) {
+    await out.write(encoder.encode(JSON.stringify(memoryStats()) + "\n"));
+  }
+  Deno.exit(0);
+}
+
+/** Client role: connect N idle clients, say "connected MS", close all at the next stdin line. */
+async function clients(port: number, count: number): Promise<void> {
+  const keys = await makeKeys(count);
+  const conns: Deno.Conn[] = [];
+  const t0 = performance.now();
+  for (let i = 0; i < count; i += 100) {
+    await Promise.all(
+      keys.slice(i, i + 100).map(async (key) => {
+        const opened = await openWebSocket(
+          port,
+          "/?channels=bench&demo=false",
+          key,
+          new Uint8Array(1024),
+        );
+        conns.push(opened.conn);
+      }),
+    );
+  }
+  await Deno.stdout.write(
+    new TextEncoder().encode(`connected ${(performance.now() - t0).toFixed(0)}\n`),
+  );
+  for await (const _ of lines(Deno.stdin.readable)) break;
+  for (const conn of conns) conn.close();
+  Deno.exit(0);
+}
+
+/** One measurement: baseline, N clients, 1 s, the difference per client. */
+async function measure(kind: string, count: number, taskset: boolean) {
+  const [port] = freePorts(1);
+  const self = new URL(import.meta.url).pathname;
+  const server = spawnPinned({
+    argv: [
+      denoPath(),
+      "run",
+      "--allow-net=127.0.0.1",
+      "--allow-read=.",
+      "--allow-env=PUSH_*",
+      self,
+      "--role=server",
+      `--kind=${kind}`,
+      `--port=${port}`,
+    ],
+    core: 1,
+    stdin: true,
+    stdout: true,
+  }, taskset);
+  const serverLines = lines(server.stdout);
+  const writer = server.stdin.getWriter();
+  const ask = async (): Promise<MemoryStats> => {
+    await writer.write(new TextEncoder().encode("stats\n"));
+    return JSON.parse((await serverLines.next()).value!);
+  };
+  let client: Deno.ChildProcess | null = null;
+  try {
+    if ((await serverLines.next()).value !== "ready") throw new Error(`${kind} did not start`);
+    await sleep(500);
+    const before = await ask();
+    client = spawnPinned({
+      argv: [
+        denoPath(),
+        "run",
+        "--allow-net=127.0.0.1",
+        "--allow-read=.",
+        "--allow-env=PUSH_*",
+        self,
+        "--role=clients",
+        `--port=${port}`,
+        `--clients=${count}`,
+      ],
+      core: 0,
+      stdin: true,
+      stdout: true,
+    }, taskset);
+    const connected = (await lines(client.stdout).next()).value ?? "";
+    if (!connected.startsWith("connected")) throw new Error("the clients did not connect");
+    await sleep(1000);
+    const after = await ask();
+    const perClient = (key: keyof MemoryStats) => (after[key] - before[key]) / count / 1024;
+    const outside = (s: MemoryStats) => s.rss - s.heapTotal - s.external;
+    return {
+      rss: perClient("rss"),
+      newSpace: perClient("newSpace"),
+      oldSpace: perClient("oldSpace"),
+      heapUsed: perClient("heapUsed"),
+      external: perClient("external"),
+      outside: (outside(after) - outside(before)) / count / 1024,
+    };
+  } finally {
+    if (client) {
+      const w = client.stdin.getWriter();
+      await w.write(new TextEncoder().encode("close\n")).catch(() => {});
+      await stop(client);
+    }
+    await writer.close().catch(() => {});
+    await stop(server);
+  }
+}
+
+async function main(): Promise<void> {
+  const role = arg("role");
+  if (role === "server") return await serve(arg("kind") ?? "ours", Number(arg("port")));
+  if (role === "clients") return await clients(Number(arg("port")), Number(arg("clients")));
+  const count = Number(arg("clients") ?? 10_000);
+  const kinds = (arg("kinds") ?? "ours,bare").split(",");
+  const runs = Number(arg("runs") ?? 2);
+  const taskset = await hasTaskset();
+  console.log(`${count.toLocaleString("en-US")} idle clients; KiB per client, after − before:\n`);
+  console.log(
+    "| server | run | RSS | V8 young generation | V8 old space | JS heap used | " +
+      "array buffers | outside the JS heap |",
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (let run = 1; run <= runs; run++) {
+    for (const kind of kinds) {
+      const r = await measure(kind, count, taskset);
+      const f = (x: number) => x.toFixed(1);
+      console.log(
+        `| ${kind} | ${run} | ${f(r.rss)} | ${f(r.newSpace)} | ${f(r.oldSpace)} | ` +
+          `${f(r.heapUsed)} | ${f(r.external)} | ${f(r.outside)} |`,
+      );
+    }
+  }
+}
+
+if (import.meta.main) await main();
