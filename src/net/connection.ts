@@ -188,7 +188,8 @@ export class Connection implements WriteTracker, QueueConsumer {
 
   /** Called by the queue when frames wait again: starts the push loop, which had parked. */
   resume(): void {
-    runPushLoop(this.#queue, this.#conn, this);
+    // Only a parked queue needs a loop: a second one would interleave writes.
+    if (this.#queue.parked) runPushLoop(this.#queue, this.#conn, this);
   }
 
   /** Called by the push loop after each batch is written in full. */
@@ -198,6 +199,8 @@ export class Connection implements WriteTracker, QueueConsumer {
 
   /** Called by the push loop when it ends: `error` is the write error, or null when drained. */
   writerEnded(error: unknown): void {
+    if (this.#writerDone) return; // once
+    this.#writerDone = true;
     if (error === null) this.#onWriterDone();
     else this.#destroy(`write failed: ${errorText(error)}`);
     this.#loopEnded();
@@ -278,10 +281,12 @@ export class Connection implements WriteTracker, QueueConsumer {
         error: errorText(err),
       });
       this.close(CloseCode.InternalError, "internal error");
+    } finally {
+      // Neither loop rejects; each reports its end to #loopEnded. Started in any case: a
+      // registered connection without them could never end.
+      runPushLoop(this.#queue, this.#conn, this);
+      this.#startReading(leftover);
     }
-    // Neither loop rejects; each reports its end to #loopEnded.
-    runPushLoop(this.#queue, this.#conn, this);
-    this.#startReading(leftover);
   }
 
   /** Queues a text message. Returns false when the client is closing or was dropped as slow. */
@@ -386,22 +391,26 @@ export class Connection implements WriteTracker, QueueConsumer {
 
   #readNext(): void {
     if (this.#state === "closed") return this.#readEnded();
-    this.#conn.read(this.#buffer!).then(this.#onRead, this.#onReadFailed);
+    let read: Promise<number | null>;
+    try {
+      read = this.#conn.read(this.#buffer!);
+    } catch (err) {
+      return this.#onReadFailed(err); // a read that throws instead of rejecting
+    }
+    read.then(this.#onRead, this.#onReadFailed);
   }
 
   readonly #onRead = (n: number | null): void => {
+    let more = false;
     try {
       if (n === null) {
         this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
-        return this.#readEnded();
-      }
-      this.#lastHeard = clockMs();
-      this.#pingSentAt = 0;
-      // After a protocol error, drain until the peer goes away.
-      if (!this.#failed) {
-        const buffer = this.#buffer!;
-        if (!this.#feed(buffer.subarray(0, n))) return this.#readEnded();
-        this.#resizeBuffer(n);
+      } else {
+        this.#lastHeard = clockMs();
+        this.#pingSentAt = 0;
+        // After a protocol error, drain until the peer goes away.
+        more = this.#failed || this.#feed(this.#buffer!.subarray(0, n));
+        if (more && !this.#failed) this.#resizeBuffer(n);
       }
     } catch (err) {
       // Socket and protocol errors are handled where they happen; this is a bug, but must not
@@ -411,9 +420,10 @@ export class Connection implements WriteTracker, QueueConsumer {
         error: errorText(err),
       });
       this.#destroy("internal error");
-      return this.#readEnded();
+      more = false;
     }
-    this.#readNext();
+    if (more) this.#readNext();
+    else this.#readEnded();
   };
 
   readonly #onReadFailed = (err: unknown): void => {
@@ -425,7 +435,7 @@ export class Connection implements WriteTracker, QueueConsumer {
   #resizeBuffer(n: number): void {
     const buffer = this.#buffer!;
     if (n === buffer.length && buffer.length < READ_BUFFER_LARGE) {
-      this.#buffer = new Uint8Array(buffer.length * 4);
+      this.#buffer = new Uint8Array(Math.min(buffer.length * 4, READ_BUFFER_LARGE));
       if (this.#slot !== null) {
         readBuffers.give(this.#slot); // no read into it is pending: it was just completed
         this.#slot = null;
@@ -508,7 +518,6 @@ export class Connection implements WriteTracker, QueueConsumer {
   }
 
   #onWriterDone(): void {
-    this.#writerDone = true;
     if (this.#state === "closed") return;
     if (this.closeReceived) {
       // Both close frames are exchanged: the server closes TCP first (§7.1.1).

@@ -228,12 +228,19 @@ export class WebSocketServer {
       } finally {
         this.#reserved--;
       }
+      // The deadline or a shutdown may have closed the socket while the key was hashed.
+      if (this.#closing || !this.#pending.has(pending)) {
+        closeQuietly(conn);
+        return;
+      }
       this.#pending.delete(pending);
       // The connection writes the 101 response itself, together with its first messages.
       this.#open(conn, head.leftover, result, buildAcceptResponse(accept));
     } catch (err) {
-      // The peer went away or the deadline closed the socket (already logged then).
-      if (this.#options.logger.enabled("debug")) {
+      if (!isSocketError(err)) {
+        this.#options.logger.error("handshake.internal_error", { error: String(err) });
+      } else if (this.#options.logger.enabled("debug")) {
+        // The peer went away or the deadline closed the socket (already logged then).
         this.#options.logger.debug("handshake.failed", {
           remote: addrOf(conn),
           error: String(err),
@@ -345,8 +352,6 @@ export class WebSocketServer {
       this.#nextId++,
       new ConnectionRequest(request.path, request.search, request.origin),
     );
-    this.#clients.add(c);
-    o.metrics.connectionsTotal++;
     // Guarded: at the usual level these fields would be garbage made for nothing, per client.
     if (o.logger.enabled("info")) {
       o.logger.info("handshake.accepted", {
@@ -356,6 +361,10 @@ export class WebSocketServer {
         origin: request.origin,
       });
     }
+    // Nothing that can throw between registering the client and starting its loops (open()
+    // starts them whatever its handler does): a registered client can always close and end.
+    this.#clients.add(c);
+    o.metrics.connectionsTotal++;
     c.open(response, leftover);
   }
 
@@ -398,6 +407,11 @@ export class WebSocketServer {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** Whether `err` is the socket failing (the peer or a deadline), not a bug of ours. */
+function isSocketError(err: unknown): boolean {
+  return Object.values(Deno.errors).some((E) => err instanceof E);
+}
 
 /** The peer's address for a log line; "?" when the socket can no longer tell. */
 function addrOf(conn: Deno.Conn): string {

@@ -27,7 +27,10 @@ export const COALESCE_LIMIT = 16 * 1024;
  * an idle client holds no suspended loop, promise or closure.
  */
 export interface QueueConsumer {
-  /** Frames wait in a parked queue: start draining it. */
+  /**
+   * Frames wait in a parked queue: start draining it. May be called again before the consumer
+   * takes; it must start draining only while {@linkcode ClientQueue.parked} is true.
+   */
   resume(): void;
 }
 
@@ -143,6 +146,7 @@ export class ClientQueue {
    * Returns null when nothing is waiting.
    */
   take(): Uint8Array | null {
+    this.#parked = false; // whoever takes is draining
     // The common case on the hot path, one frame waiting: hand it out without allocating.
     if (
       this.#control.length === 0 && this.#final === null && this.#data.length - this.#head === 1
@@ -187,7 +191,8 @@ export class ClientQueue {
   /**
    * Called by the consumer when {@linkcode ClientQueue.take} returned null and the queue is not
    * sealed: it stops draining, and is resumed when frames are queued, the queue is sealed or
-   * disposed.
+   * disposed. The queue stays parked until the next `take`, so a consumer can tell a resume it
+   * must act on (parked) from a stray one (draining already).
    */
   park(): void {
     this.#parked = true;
@@ -246,7 +251,6 @@ export class ClientQueue {
   }
 
   #resume(): void {
-    this.#parked = false;
     this.#consumer?.resume();
   }
 }

@@ -112,13 +112,15 @@ export class Hub implements ChannelHub {
       };
       if (recovery.recovered) {
         subscriber.sendText(notices.subscribed(channel, this.epoch, lastId, true));
-        for (const entry of recovery.entries) subscriber.sendFrame(entry.frame);
+        for (const entry of recovery.entries) if (!subscriber.sendFrame(entry.frame)) break;
       } else {
         subscriber.sendText(notices.lost(channel, this.epoch, lastId, recovery.reason));
         subscriber.sendText(notices.subscribed(channel, this.epoch, lastId, false));
       }
     }
-    ch.subscribers.add(subscriber);
+    // The replay may have closed it (a slow consumer), which already unsubscribed it everywhere:
+    // joining now would keep a closed client in the channel for good.
+    if (this.#subscriptions.of(subscriber).has(channel)) ch.subscribers.add(subscriber);
     return true;
   }
 

@@ -56,7 +56,7 @@ Deno.test("ClientQueue limits one batch to MAX_BATCH_BYTES but always takes one 
   assertEquals(q.take(), bytes(2));
 });
 
-Deno.test("a parked ClientQueue resumes its consumer once per park: on push, seal or dispose", () => {
+Deno.test("a parked ClientQueue resumes its consumer on push, control, seal and dispose", () => {
   let resumed = 0;
   const q = new ClientQueue(1024, null, null, { resume: () => resumed++ });
   q.push(bytes(1));
@@ -66,10 +66,13 @@ Deno.test("a parked ClientQueue resumes its consumer once per park: on push, sea
   q.park();
   assert(q.parked);
   q.push(bytes(2));
+  assertEquals(resumed, 1, "resumed at the first frame");
+  assert(q.parked, "parked until the consumer takes");
+  assertEquals(q.take(), bytes(2));
+  assert(!q.parked, "taking is draining");
   q.push(bytes(3));
-  assertEquals(resumed, 1, "resumed once, at the first frame");
-  assert(!q.parked);
-  assertEquals(q.take(), bytes(2, 3));
+  assertEquals(resumed, 1, "no resume while draining");
+  assertEquals(q.take(), bytes(3));
   q.park();
   q.pushControl(bytes(9));
   assertEquals(resumed, 2, "a control frame resumes too");

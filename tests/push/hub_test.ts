@@ -162,3 +162,25 @@ Deno.test("envelope escapes the channel and data as JSON", () => {
     { channel: "c", epoch: "e", id: 7, data: 'quote " and \n newline' },
   );
 });
+
+Deno.test("a subscriber closed during its replay does not stay in the channel", () => {
+  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
+  for (let i = 0; i < 3; i++) hub.publish("news", { kind: "text", text: `m${i}` });
+  // Like a connection whose queue overflows: the second replayed frame closes it, and closing
+  // unsubscribes it from everything (what the push handler's onClosing does).
+  let sent = 0;
+  const closing: Subscriber = {
+    id: 999_999,
+    sendText: () => true,
+    sendFrame: () => {
+      if (++sent < 2) return true;
+      hub.unsubscribeAll(closing);
+      return false;
+    },
+  };
+  hub.subscribe(closing, "news", { epoch: "e1", id: 0 });
+  assertEquals(hub.subscriptionsOf(closing).size, 0);
+  assertEquals(hub.stats().active, 0, "no channel keeps the closed subscriber");
+  assertEquals(hub.publish("news", { kind: "text", text: "later" }).delivered, 0);
+  assertEquals(sent, 2, "nothing is sent to it after it closed");
+});

@@ -92,3 +92,19 @@ Deno.test("disposing a parked queue runs the loop once more, only to end", async
   assertEquals(h.ended, [null]);
   assertEquals(h.socket.writes, 0);
 });
+
+Deno.test("a stray resume while the loop drains starts no second loop", async () => {
+  const h = harness(1);
+  h.queue.push(new Uint8Array([1, 2, 3]));
+  h.start();
+  assert(!h.queue.parked);
+  // What a connection's resume() does: start a loop only for a parked queue.
+  const resumeLikeConnection = () => {
+    if (h.queue.parked) h.start();
+  };
+  resumeLikeConnection();
+  assertEquals(h.runs(), 1);
+  await h.idle();
+  assert(h.queue.parked);
+  assertEquals(h.socket.written, [1, 2, 3]);
+});
