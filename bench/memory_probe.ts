@@ -6,7 +6,8 @@
  * part of it that the runtime reports: V8's young generation, the rest of the JS heap, memory
  * outside the JS heap.
  *
- * Options: `--clients=N`, `--kinds=ours,bare`, `--runs=N` (default 2).
+ * Options: `--clients=N`, `--kinds=ours,bare`, `--runs=N` (default 2), `--v8-flags=A,B` (for
+ * both servers; by default the ones `deno task start` ships with, `--v8-flags=` for V8's own).
  *
  * Each server runs in its own process pinned to core 1 (`taskset`), the clients in another on
  * core 0; the servers report `Deno.memoryUsage()` and V8's heap spaces when asked on stdin.
@@ -17,7 +18,15 @@ import v8 from "node:v8";
 import { parseConfig } from "../src/config.ts";
 import { Logger } from "../src/log.ts";
 import { startApp } from "../src/app.ts";
-import { denoPath, freePorts, hasTaskset, sleep, spawnPinned, stop } from "./proc.ts";
+import {
+  denoPath,
+  freePorts,
+  hasTaskset,
+  productV8Flags,
+  sleep,
+  spawnPinned,
+  stop,
+} from "./proc.ts";
 import { makeKeys, openWebSocket } from "./ws_handshake.ts";
 
 const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -129,13 +138,14 @@ async function clients(port: number, count: number): Promise<void> {
 }
 
 /** One measurement: baseline, N clients, 1 s, the difference per client. */
-async function measure(kind: string, count: number, taskset: boolean) {
+async function measure(kind: string, count: number, taskset: boolean, v8Flags: string) {
   const [port] = freePorts(1);
   const self = new URL(import.meta.url).pathname;
   const server = spawnPinned({
     argv: [
       denoPath(),
       "run",
+      ...(v8Flags ? [`--v8-flags=${v8Flags}`] : []),
       "--allow-net=127.0.0.1",
       "--allow-read=.",
       "--allow-env=PUSH_*",
@@ -208,7 +218,13 @@ async function main(): Promise<void> {
   const kinds = (arg("kinds") ?? "ours,bare").split(",");
   const runs = Number(arg("runs") ?? 2);
   const taskset = await hasTaskset();
-  console.log(`${count.toLocaleString("en-US")} idle clients; KiB per client, after − before:\n`);
+  const v8Flags = arg("v8-flags") ?? productV8Flags();
+  console.log(
+    `${count.toLocaleString("en-US")} idle clients, servers run with ` +
+      `${
+        v8Flags ? `--v8-flags=${v8Flags}` : "V8's default flags"
+      }; KiB per client, after − before:\n`,
+  );
   console.log(
     "| server | run | RSS | V8 young generation | V8 old space | JS heap used | " +
       "array buffers | outside the JS heap |",
@@ -216,7 +232,7 @@ async function main(): Promise<void> {
   console.log("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (let run = 1; run <= runs; run++) {
     for (const kind of kinds) {
-      const r = await measure(kind, count, taskset);
+      const r = await measure(kind, count, taskset, v8Flags);
       const f = (x: number) => x.toFixed(1);
       console.log(
         `| ${kind} | ${run} | ${f(r.rss)} | ${f(r.newSpace)} | ${f(r.oldSpace)} | ` +

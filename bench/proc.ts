@@ -161,6 +161,15 @@ export function spawnPinned(options: SpawnOptions, taskset: boolean): Deno.Child
   return child;
 }
 
+/**
+ * The V8 flags our server ships with: the `--v8-flags=` of the `start` task in deno.json ("" when
+ * none). The benchmarks run both servers with them, so the product is measured as it runs.
+ */
+export function productV8Flags(): string {
+  const config = JSON.parse(Deno.readTextFileSync(new URL("../deno.json", import.meta.url)));
+  return /--v8-flags=(\S+)/.exec(config.tasks.start)?.[1] ?? "";
+}
+
 /** Sends SIGTERM, then SIGKILL after `graceMs`; resolves when the child has exited. */
 export async function stop(child: Deno.ChildProcess, graceMs = 3000): Promise<void> {
   const status = child.status;

@@ -12,8 +12,8 @@
  * - `--max-minutes=N`: stop starting new runs after N minutes (default 25)
  * - `--cpu-prof`: run the servers with `deno run --cpu-prof` (profiles in .artifacts/bench/prof/)
  *   and print each run's top functions by self time
- * - `--v8-flags=A,B`: V8 flags for both servers (`deno run --v8-flags=A,B`), to compare runtime
- *   settings on equal terms
+ * - `--v8-flags=A,B`: V8 flags for both servers (`deno run --v8-flags=A,B`); by default the ones
+ *   `deno task start` ships with (deno.json), `--v8-flags=` for V8's defaults
  * - `--retries=N`: repeat a run up to N times when other processes loaded the machine during it
  *   (default 2; the quietest attempt is kept)
  *
@@ -28,6 +28,7 @@ import {
   denoPath,
   freePorts,
   machineInfo,
+  productV8Flags,
   readCpuSeconds,
   readMachineBusySeconds,
   readMemory,
@@ -132,7 +133,7 @@ function parseOptions(args: string[]): Options {
     maxMinutes: Number(get("max-minutes") ?? 25),
     retries: Number(get("retries") ?? 2),
     cpuProf: args.includes("--cpu-prof"),
-    v8Flags: get("v8-flags"),
+    v8Flags: get("v8-flags") ?? productV8Flags(),
   };
 }
 
@@ -224,7 +225,7 @@ async function runOnce(
   const profFlags = options.cpuProf
     ? ["--cpu-prof", `--cpu-prof-dir=${ARTIFACTS}/prof`, `--cpu-prof-name=${tag}.cpuprofile`]
     : [];
-  if (options.v8Flags) profFlags.push(`--v8-flags=${options.v8Flags}`);
+  if (options.v8Flags) profFlags.push(`--v8-flags=${options.v8Flags}`); // both servers alike
   const server = spawnPinned({
     argv: serverArgv(kind, wsPort, httpPort, profFlags),
     core: SERVER_CORE,
@@ -521,13 +522,14 @@ async function main(): Promise<void> {
 
   const minutes = (performance.now() - t0) / 60_000;
   const fullRun = !options.quick && !options.only && options.servers.length === 2 &&
-    !options.cpuProf;
+    !options.cpuProf && options.v8Flags === productV8Flags();
   const out = options.out ?? (fullRun ? "docs/performance.md" : `${ARTIFACTS}/performance.md`);
   const command = `deno task bench${
     Deno.args.length ? " " + Deno.args.join(" ") : ""
   }\n# = deno run --allow-net=127.0.0.1 --allow-read=. --allow-write=./docs,./.artifacts --allow-run --allow-env --allow-sys bench/run.ts${
     Deno.args.length ? " " + Deno.args.join(" ") : ""
   }`;
+  const v8Flags = options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : [];
   const show = (argv: string[]) =>
     `${machine.taskset ? `taskset -c ${SERVER_CORE} ` : ""}${
       argv.join(" ").replace(denoPath(), "deno")
@@ -537,11 +539,11 @@ async function main(): Promise<void> {
     commit: `${commit}; sources (main.ts, src/) hash ${hashes.join(" → ")}`,
     command,
     serverCommands: {
-      ours: show(serverArgv("ours", 0, 0)).replace(
+      ours: show(serverArgv("ours", 0, 0, v8Flags)).replace(
         "--ws-port 0 --http-port 0",
         "--ws-port A --http-port B",
       ),
-      builtin: show(serverArgv("builtin", 0, 0)).replace(
+      builtin: show(serverArgv("builtin", 0, 0, v8Flags)).replace(
         "--ws-port 0 --http-port 0",
         "--ws-port A --http-port B",
       ),

@@ -13,19 +13,12 @@ const root = new URL("../../", import.meta.url).pathname;
 const output = `${root}.artifacts/push-server-test`;
 await Deno.mkdir(`${root}.artifacts`, { recursive: true });
 
-/** The same command as `deno task compile`, written to a test path. */
+/** The command of `deno task compile` (read from deno.json), writing to a test path. */
+const task: string = JSON.parse(await Deno.readTextFile(`${root}deno.json`)).tasks.compile;
+const taskArgs = task.split(/\s+/).slice(1); // without "deno"
+taskArgs[taskArgs.indexOf("--output") + 1] = output;
 const compile = await new Deno.Command(Deno.execPath(), {
-  args: [
-    "compile",
-    "--allow-net",
-    "--allow-read",
-    "--allow-env=PUSH_*",
-    "--include",
-    "static",
-    "--output",
-    output,
-    "main.ts",
-  ],
+  args: taskArgs,
   cwd: root,
   stdout: "piped",
   stderr: "piped",
