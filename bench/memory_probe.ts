@@ -18,18 +18,18 @@ import v8 from "node:v8";
 import { parseConfig } from "../src/config.ts";
 import { Logger } from "../src/log.ts";
 import { startApp } from "../src/app.ts";
+import { acceptKey, buildAcceptResponse } from "../src/protocol/handshake.ts";
 import {
   denoPath,
   freePorts,
   hasTaskset,
+  lines,
   productV8Flags,
   sleep,
   spawnPinned,
   stop,
 } from "./proc.ts";
 import { makeKeys, openWebSocket } from "./ws_handshake.ts";
-
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** What a server process reports about its memory (bytes). */
 interface MemoryStats {
@@ -55,16 +55,11 @@ function memoryStats(): MemoryStats {
 /** The floor: handshake answered, then one small read pending per socket, nothing else. */
 function startBare(port: number): void {
   const listener = Deno.listen({ hostname: "127.0.0.1", port });
-  const encoder = new TextEncoder();
   const answer = async (conn: Deno.Conn) => {
     const head = new Uint8Array(1024);
     const n = await conn.read(head);
     const key = /sec-websocket-key: *(\S+)/i.exec(new TextDecoder().decode(head.subarray(0, n!)));
-    const digest = await crypto.subtle.digest("SHA-1", encoder.encode(key![1] + GUID));
-    await conn.write(encoder.encode(
-      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-        `Sec-WebSocket-Accept: ${new Uint8Array(digest).toBase64()}\r\n\r\n`,
-    ));
+    await conn.write(buildAcceptResponse(await acceptKey(key![1])));
   };
   (async () => {
     for await (const conn of listener) {
@@ -76,18 +71,6 @@ function startBare(port: number): void {
       })().catch(() => {});
     }
   })();
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    rest += chunk;
-    let at;
-    while ((at = rest.indexOf("\n")) >= 0) {
-      yield rest.slice(0, at);
-      rest = rest.slice(at + 1);
-    }
-  }
 }
 
 /** Server role: start, say "ready", answer each stdin line with a JSON line of stats. */

@@ -170,6 +170,16 @@ export function productV8Flags(): string {
   return /--v8-flags=(\S+)/.exec(config.tasks.start)?.[1] ?? "";
 }
 
+/** The lines of a text stream (a child's stdout), without their "\n"; a last unterminated one is dropped. */
+export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop()!;
+    yield* parts;
+  }
+}
+
 /** Sends SIGTERM, then SIGKILL after `graceMs`; resolves when the child has exited. */
 export async function stop(child: Deno.ChildProcess, graceMs = 3000): Promise<void> {
   const status = child.status;

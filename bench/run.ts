@@ -27,6 +27,7 @@ import { DEFAULT_LOAD, type LoadConfig } from "./load_client.ts";
 import {
   denoPath,
   freePorts,
+  lines,
   machineInfo,
   productV8Flags,
   readCpuSeconds,
@@ -145,15 +146,10 @@ export class ClientEvents {
 
   constructor(stdout: ReadableStream<Uint8Array>) {
     (async () => {
-      let rest = "";
-      for await (const chunk of stdout.pipeThrough(new TextDecoderStream())) {
-        const lines = (rest + chunk).split("\n");
-        rest = lines.pop()!;
-        for (const line of lines) {
-          if (!line.startsWith("{")) continue;
-          this.#events.push(JSON.parse(line));
-          for (const w of this.#waiters.splice(0)) w();
-        }
+      for await (const line of lines(stdout)) {
+        if (!line.startsWith("{")) continue;
+        this.#events.push(JSON.parse(line));
+        for (const w of this.#waiters.splice(0)) w();
       }
     })().catch(() => {}).finally(() => {
       this.#ended = true;

@@ -338,7 +338,7 @@ export class Connection implements WriteTracker, QueueConsumer {
   /**
    * Checks the deadlines (the peer's close reply, a stalled write, the pong) and sends heartbeat
    * pings. The server calls this from one shared ticker for all connections, instead of one
-   * timer per connection.
+   * timer per connection, with `now` from {@linkcode clockMs}.
    */
   tick(now: number): void {
     if (this.#state === "closed") return;
@@ -355,7 +355,7 @@ export class Connection implements WriteTracker, QueueConsumer {
     } else if (this.#state === "open" && o.pingInterval > 0) {
       if (this.#pingSentAt === 0) {
         if (now - this.#lastHeard >= o.pingInterval) {
-          this.#pingSentAt = Math.trunc(now);
+          this.#pingSentAt = now;
           this.#queue.pushControl(PING);
           o.metrics.pingsSent++;
         }

@@ -31,6 +31,7 @@ import {
   formatAddr,
 } from "./connection.ts";
 import { HEAD_SLOT_BYTES, headBuffers } from "./read_buffers.ts";
+import { clockMs } from "../clock.ts";
 
 /** Options of {@linkcode WebSocketServer}. */
 export interface WebSocketServerOptions {
@@ -206,7 +207,7 @@ export class WebSocketServer {
   async #handshake(conn: Deno.Conn): Promise<void> {
     const pending: PendingHandshake = {
       conn,
-      deadline: performance.now() + this.#options.handshakeTimeout,
+      deadline: clockMs() + this.#options.handshakeTimeout,
     };
     this.#pending.add(pending);
     try {
@@ -333,7 +334,7 @@ export class WebSocketServer {
     // Half-close and drain briefly: closing with unread request bytes would send a reset that
     // can destroy the response before the client reads it.
     await conn.closeWrite();
-    pending.deadline = Math.min(pending.deadline, performance.now() + REJECT_LINGER_MS);
+    pending.deadline = Math.min(pending.deadline, clockMs() + REJECT_LINGER_MS);
     const sink = new Uint8Array(4096);
     while ((await conn.read(sink)) !== null) { /* discard */ }
     closeQuietly(conn);
@@ -393,7 +394,7 @@ export class WebSocketServer {
   }
 
   #tick(): void {
-    const now = performance.now();
+    const now = clockMs();
     for (const p of this.#pending) {
       if (now > p.deadline) {
         this.#pending.delete(p);

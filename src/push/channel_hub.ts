@@ -104,6 +104,19 @@ export class SubscriptionIndex {
     return typeof channels === "string" ? new Set([channels]) : channels;
   }
 
+  /** Whether `subscriber` is in `channel` (without making a set). */
+  has(subscriber: Subscriber, channel: string): boolean {
+    const channels = this.#bySubscriber.get(subscriber);
+    return typeof channels === "string" ? channels === channel : channels?.has(channel) ?? false;
+  }
+
+  /** The channels `subscriber` is in, as a new array (safe to iterate while removing). */
+  list(subscriber: Subscriber): string[] {
+    const channels = this.#bySubscriber.get(subscriber);
+    if (channels === undefined) return [];
+    return typeof channels === "string" ? [channels] : [...channels];
+  }
+
   /** Records `subscriber` in `channel`; false when it already was. */
   add(subscriber: Subscriber, channel: string): boolean {
     const channels = this.#bySubscriber.get(subscriber);

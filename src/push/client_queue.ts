@@ -131,7 +131,7 @@ export class ClientQueue {
     this.#notify();
   }
 
-  /** Drops everything and seals the queue; a pending {@linkcode ClientQueue.wait} resolves. */
+  /** Drops everything and seals the queue; a parked consumer is resumed, so it can end. */
   dispose(): void {
     this.#clearData();
     this.#control = NONE;
@@ -234,7 +234,7 @@ export class ClientQueue {
   /** Resumes the parked consumer now (the scheduler's flush calls this). */
   wakeNow(): void {
     this.#wakeScheduled = false;
-    if (this.#parked) this.#resume();
+    if (this.#parked) this.#consumer?.resume();
   }
 
   #notify(): void {
@@ -247,10 +247,6 @@ export class ClientQueue {
       }
       return;
     }
-    this.#resume();
-  }
-
-  #resume(): void {
     this.#consumer?.resume();
   }
 }

@@ -120,7 +120,7 @@ export class Hub implements ChannelHub {
     }
     // The replay may have closed it (a slow consumer), which already unsubscribed it everywhere:
     // joining now would keep a closed client in the channel for good.
-    if (this.#subscriptions.of(subscriber).has(channel)) ch.subscribers.add(subscriber);
+    if (this.#subscriptions.has(subscriber, channel)) ch.subscribers.add(subscriber);
     return true;
   }
 
@@ -138,7 +138,7 @@ export class Hub implements ChannelHub {
 
   /** Removes `subscriber` from every channel (it disconnected). */
   unsubscribeAll(subscriber: Subscriber): void {
-    for (const channel of [...this.subscriptionsOf(subscriber)]) {
+    for (const channel of this.#subscriptions.list(subscriber)) {
       this.unsubscribe(subscriber, channel);
     }
   }

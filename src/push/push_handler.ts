@@ -54,10 +54,8 @@ export function createPushHandler(options: PushHandlerOptions): ConnectionHandle
         `Invalid channel name "${channel.slice(0, 80)}": use 1-64 of A-Z a-z 0-9 _ - .`,
       );
     }
-    if (
-      hub.subscriptionsOf(c).size >= options.maxSubscriptions &&
-      !hub.subscriptionsOf(c).has(channel)
-    ) {
+    const mine = hub.subscriptionsOf(c);
+    if (mine.size >= options.maxSubscriptions && !mine.has(channel)) {
       return sendError(
         c,
         `Too many subscriptions: at most ${options.maxSubscriptions} channels per client.`,

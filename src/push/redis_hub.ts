@@ -196,7 +196,7 @@ export class RedisHub implements ChannelHub {
   }
 
   unsubscribeAll(subscriber: Subscriber): void {
-    for (const channel of [...this.subscriptionsOf(subscriber)]) {
+    for (const channel of this.#subscriptions.list(subscriber)) {
       this.unsubscribe(subscriber, channel);
     }
   }

@@ -166,6 +166,13 @@ Deno.test("SubscriptionIndex keeps one, several and no channels per subscriber",
   assertEquals(index.add(a, "y"), false);
   assertEquals(index.add(b, "y"), true);
   assertEquals([...index.of(a)].sort(), ["x", "y"]);
+  assertEquals(index.list(a).sort(), ["x", "y"]);
+  assertEquals([index.has(a, "x"), index.has(a, "z"), index.has(b, "y"), index.has(b, "x")], [
+    true,
+    false,
+    true,
+    false,
+  ]);
   assertEquals(index.remove(a, "z"), false);
   assertEquals(index.remove(b, "x"), false);
   assertEquals(index.remove(a, "x"), true);
@@ -176,4 +183,5 @@ Deno.test("SubscriptionIndex keeps one, several and no channels per subscriber",
   assertEquals([...index.of(b)], ["y"]);
   assertEquals(index.remove(b, "y"), true);
   assertEquals([...index.of(b)], []);
+  assertEquals([index.list(b), index.has(b, "y")], [[], false]);
 });
