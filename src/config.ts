@@ -25,6 +25,10 @@ export interface Config {
   maxClients: number;
   /** Largest message accepted from a client, summed over fragments (1009 beyond). */
   maxMessageBytes: number;
+  /** Most frames one message may be split into (1009 beyond). */
+  maxFragments: number;
+  /** Messages per second one client of `/` may send (burst 2×); 0 = unlimited (1008 beyond). */
+  maxClientRate: number;
   /** Largest handshake header block (431 beyond). */
   maxHeaderBytes: number;
   /** Time a client has to complete the opening handshake. */
@@ -47,6 +51,8 @@ export interface Config {
   history: number;
   /** Bytes of publications kept per channel. */
   historyBytes: number;
+  /** A channel without subscribers whose newest publication is this old is dropped; 0 = never. */
+  historyTtl: number;
   /** Channels one client may subscribe to at once. */
   maxSubscriptions: number;
   /** Ping a client that sent nothing for this long; 0 disables pings. */
@@ -67,6 +73,8 @@ export interface Config {
   tlsKey: string;
   /** Browser origins allowed to connect: exact origins, or ["*"]; empty = the page's own. */
   allowedOrigins: string[];
+  /** Extra host names (Host header) both servers answer to, beyond the bound/loopback names. */
+  publicHosts: string[];
   /** Log verbosity. */
   logLevel: LogLevel;
 }
@@ -107,12 +115,12 @@ function size(min: number, max: number): (value: string) => number {
   };
 }
 
-const TIME_UNITS: Record<string, number> = { "": 1, ms: 1, s: 1000, m: 60_000 };
+const TIME_UNITS: Record<string, number> = { "": 1, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 function duration(min: number, max: number): (value: string) => number {
   return (value) => {
-    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m)?$/.exec(value);
-    if (!m) throw new Error(`expected a duration like 500ms, 5s or 1m, got "${value}"`);
+    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(value);
+    if (!m) throw new Error(`expected a duration like 500ms, 5s, 1m or 1h, got "${value}"`);
     const ms = Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? ""]);
     if (ms < min || ms > max) throw new Error(`expected ${min}ms..${max}ms, got ${ms}ms`);
     return ms;
@@ -175,6 +183,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "1MiB",
     help: "Largest message from a client (close 1009 beyond).",
     parse: size(125, 1024 * 1024 * 1024),
+  },
+  {
+    key: "maxFragments",
+    flag: "max-fragments",
+    default: "1024",
+    help: "Most frames in one message from a client (close 1009 beyond).",
+    parse: integer(1, 1_000_000),
+  },
+  {
+    key: "maxClientRate",
+    flag: "max-client-rate",
+    default: "100",
+    help: "Messages per second per client of / (burst 2x; close 1008 beyond; 0 = off).",
+    parse: integer(0, 1_000_000),
   },
   {
     key: "maxHeaderBytes",
@@ -254,6 +276,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: size(0, 1024 * 1024 * 1024),
   },
   {
+    key: "historyTtl",
+    flag: "history-ttl",
+    default: "10m",
+    help: "Drop a channel with no subscribers and no publication for this long (0 = never).",
+    parse: duration(0, 7 * 24 * 3_600_000),
+  },
+  {
     key: "maxSubscriptions",
     flag: "max-subscriptions",
     default: "100",
@@ -331,6 +360,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "allowed-origins",
     default: "",
     help: "Browser origins allowed (comma list, or *); empty = the page server's own.",
+    parse: list,
+  },
+  {
+    key: "publicHosts",
+    flag: "public-hosts",
+    default: "",
+    help: "Host names clients use to reach the server (comma list), beyond the bound address.",
     parse: list,
   },
   {
