@@ -262,7 +262,7 @@ Deno.test("redactUrl hides the password whatever characters it holds", () => {
     ["redis://h:6379", "redis://h:6379"],
   ];
   for (const [url, redacted] of cases) assertEquals(redactUrl(url), redacted, url);
-  assert(!parseRedisUrlError("redis://:p@ss/word@h").includes("word"), "path part of a password");
+  assert(!parseRedisUrlError("redis://:p@ss/zq9x@h").includes("zq9x"), "path part of a password");
 });
 
 function parseRedisUrlError(url: string): string {
