@@ -16,6 +16,7 @@ import { Backlog } from "./push/backlog.ts";
 import { RedisHub } from "./push/redis_hub.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
+import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
 
 /** A running push server. */
 export interface App {
@@ -60,6 +61,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   } else {
     hub = new Hub({ historySize: config.history, historyBytes: config.historyBytes });
   }
+  // The names both servers answer to (DNS rebinding): the bound address's, --public-hosts, and
+  // the host the page is told to connect to.
+  const publicHosts = [...config.publicHosts];
+  if (URL.canParse(config.publicWsUrl)) publicHosts.push(new URL(config.publicWsUrl).host);
+  const allowedHosts = hostPolicy(config.hostname, publicHosts);
+  warnAboutExposure(config, logger);
   const ws = new WebSocketServer({
     hostname: config.hostname,
     port: config.wsPort,
@@ -76,6 +83,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     pingInterval: config.pingInterval,
     pongTimeout: config.pongTimeout,
     allowedOrigins: config.allowedOrigins.includes("*") ? "*" : config.allowedOrigins,
+    allowedHosts,
     routes: {
       "/": createPushHandler({
         demo: config.demo,
@@ -105,6 +113,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       maxMessageBytes: config.maxMessageBytes,
       logger,
       metrics,
+      allowedHosts,
     });
   } catch (err) {
     await ws.shutdown();
@@ -132,8 +141,39 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     metrics,
     async shutdown(drainMs = 0) {
       backlog?.releaseAll();
-      await Promise.all([ws.shutdown(undefined, undefined, drainMs), http.shutdown()]);
+      // The page server outlives the drain, answering /readyz 503, so a load balancer learns
+      // to send new clients elsewhere while the old ones are still saying goodbye.
+      http.drain();
+      await ws.shutdown(undefined, undefined, drainMs);
+      await http.shutdown();
       await hub.close();
     },
   };
+}
+
+/** Start-up warnings for a server reachable from other machines without the protection it needs. */
+function warnAboutExposure(config: Config, logger: Logger): void {
+  const wildcard = config.hostname === "0.0.0.0" || config.hostname === "::";
+  if (!isLoopbackHost(config.hostname.replace(/^\[(.*)\]$/, "$1")) && !config.publishToken) {
+    logger.warn("publish.unprotected", {
+      hostname: config.hostname,
+      reason: "bound beyond loopback without --publish-token: anyone who reaches the HTTP port " +
+        "through a proxy on this machine can publish",
+    });
+  }
+  if (wildcard && config.publicHosts.length === 0 && !config.publicWsUrl) {
+    logger.warn("hosts.addresses_only", {
+      hostname: config.hostname,
+      reason: "bound to all interfaces: only IP addresses and localhost are accepted in Host; " +
+        "list the names clients use in --public-hosts",
+    });
+  }
+  // An entry like "https://push.example" is no host name: say so instead of answering 421.
+  const ignored = config.publicHosts.filter((h) => hostPolicy("0.0.0.0", [h]).names.size === 0);
+  if (ignored.length > 0) {
+    logger.warn("hosts.ignored", {
+      reason: "--public-hosts entries that are not host names are ignored",
+      entries: ignored.join(","),
+    });
+  }
 }

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { parseRedisUrl } from "./redis/url.ts";
+
 /** The log levels, least to most verbose. */
 export const LOG_LEVELS = ["silent", "error", "warn", "info", "debug"] as const;
 /** One of {@linkcode LOG_LEVELS}. */
@@ -321,8 +323,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "",
     help: "redis://[[user]:password@]host[:port][/db]: share channels across instances.",
     parse: (v) => {
-      if (v !== "" && !/^redis:\/\/[^/]+(\/\d+)?$/.test(v)) {
-        throw new Error(`expected redis://[[user]:password@]host[:port][/db], got "${v}"`);
+      try {
+        if (v !== "") parseRedisUrl(v);
+      } catch (err) {
+        // Its message names the problem and the URL with the password replaced by ***: this
+        // message goes to the terminal and to log collectors.
+        throw new Error((err as Error).message.replace(/\.$/, ""));
       }
       return v;
     },

@@ -61,6 +61,8 @@ export class Metrics {
   publishes = 0;
   /** Publishes refused, by HTTP status. */
   publishesRejected: LabeledCounter = new LabeledCounter();
+  /** HTTP requests refused before routing (421: a Host that is not a name of the server). */
+  readonly httpRejected: LabeledCounter = new LabeledCounter();
   /** Clients dropped because their queue overflowed. */
   slowConsumerDisconnects = 0;
   /** Clients dropped because a write stalled past `--send-timeout`. */
@@ -146,6 +148,12 @@ export class Metrics {
       "counter",
       "Publishes refused, by HTTP status.",
       labeled("status", this.publishesRejected),
+    );
+    metric(
+      "push_http_rejected_total",
+      "counter",
+      "HTTP requests refused before routing (421 unknown Host), by status.",
+      labeled("status", this.httpRejected),
     );
     metric(
       "push_slow_consumer_disconnects_total",

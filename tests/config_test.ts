@@ -1,7 +1,7 @@
 /**
  * Options: defaults, flags, environment variables, precedence and clear errors.
  */
-import { assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertMatch, assertStringIncludes, assertThrows } from "@std/assert";
 import {
   ConfigError,
   defaultConfig,
@@ -91,4 +91,23 @@ Deno.test("the README documents every option with its environment variable and d
     );
     assertMatch(readme, row, `README row for --${option.flag}`);
   }
+});
+
+Deno.test("a bad --redis URL is refused without its password, from a flag or the environment", () => {
+  for (
+    const url of ["redis://:hunter2@host:6379/x", "redis://u:hunter2@host:99999", "redis:hunter2@h"]
+  ) {
+    const fromFlag = assertThrows(() => parseConfig(["--redis", url], noEnv), ConfigError);
+    const env = (name: string) => name === "PUSH_REDIS" ? url : undefined;
+    const fromEnv = assertThrows(() => parseConfig([], env), ConfigError);
+    for (const err of [fromFlag, fromEnv]) {
+      assert(!err.message.includes("hunter2"), err.message);
+      assertStringIncludes(err.message, "***@");
+    }
+  }
+  // The URL from the issue is valid (a trailing "/" is database 0): accepted, not printed.
+  assertEquals(
+    parseConfig(["--redis", "redis://:secret@host:6379/"], noEnv).redis,
+    "redis://:secret@host:6379/",
+  );
 });

@@ -1,6 +1,7 @@
 /**
  * The HTTP side (`Deno.serve` on its own port): the client page, `/config.json` (where the page
- * learns the WebSocket URL), the publish API, `/metrics` and `/healthz`.
+ * learns the WebSocket URL), the publish API, `/metrics`, `/healthz` (liveness) and `/readyz`
+ * (readiness). Every request must name the server in `Host` (421 otherwise).
  *
  * @module
  */
@@ -8,6 +9,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Backlog } from "../push/backlog.ts";
 import type { ChannelHub } from "../push/channel_hub.ts";
+import { type HostPolicy, hostPolicy, isHostAllowed } from "../protocol/handshake.ts";
 import { createPublishHandler } from "./publish_api.ts";
 import { loadStaticFiles } from "./static_files.ts";
 
@@ -37,12 +39,19 @@ export interface HttpServerOptions {
   metrics: Metrics;
   /** The outgoing backlog the publish API waits on. */
   backlog?: Backlog;
+  /** The Host names accepted (421 otherwise); default: those of `hostname` alone. */
+  allowedHosts?: HostPolicy;
 }
 
 /** The running page server. */
 export interface HttpServer {
   /** The bound address. */
   addr: Deno.NetAddr;
+  /**
+   * Marks the server as draining: `/readyz` answers 503 from now on while everything else is
+   * still served, so a load balancer stops sending new clients during the shutdown's drain.
+   */
+  drain(): void;
   /** Stops the server and waits for in-flight requests. */
   shutdown(): Promise<void>;
 }
@@ -88,7 +97,21 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     metrics: options.metrics,
     backlog: options.backlog,
   });
+  const hosts = options.allowedHosts ?? hostPolicy(options.hostname);
+  let draining = false;
   const handler = (request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
+    // DNS rebinding: a page on another site reaches us under its own name. Checked before
+    // anything else, so such a page can neither read (/config.json, /metrics) nor publish.
+    const host = requestHost(request);
+    if (host !== null && !isHostAllowed(host, hosts)) {
+      options.metrics.httpRejected.inc(421);
+      logger.warn("http.rejected", {
+        remote: (info.remoteAddr as Deno.NetAddr).hostname,
+        status: 421,
+        host: host.slice(0, 200),
+      });
+      return json({ error: `Host ${host.slice(0, 200)} is not a name of this server.` }, 421);
+    }
     const url = new URL(request.url);
     if (url.pathname === "/publish") {
       return publish(request, (info.remoteAddr as Deno.NetAddr).hostname);
@@ -109,6 +132,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     // Liveness: 200 while the process serves; "degraded" says what is wrong (Redis down).
     if (url.pathname === "/healthz") return json(options.hub.health());
+    // Readiness: whether a load balancer should send new clients here.
+    if (url.pathname === "/readyz") {
+      if (draining) {
+        return json({ status: "draining", reason: "The server is shutting down." }, 503);
+      }
+      const health = options.hub.health();
+      if (health.status !== "ok") return json({ status: "unready", reason: health.reason }, 503);
+      return json({ status: "ready" });
+    }
     if (url.pathname === "/metrics") {
       return new Response(options.metrics.render(), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -130,5 +162,27 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   }, handler);
   const addr = server.addr as Deno.NetAddr;
   logger.info("http.listening", { address: `${addr.hostname}:${addr.port}` });
-  return { addr, shutdown: () => server.shutdown() };
+  return {
+    addr,
+    drain: () => {
+      draining = true;
+    },
+    shutdown: () => server.shutdown(),
+  };
+}
+
+/**
+ * The `Host` a request names: its header, else the authority Deno put in the URL (HTTP/2's
+ * `:authority`); null for an HTTP/1.0 request without Host, which a browser never sends and
+ * which therefore cannot come from a rebound name.
+ */
+function requestHost(request: Request): string | null {
+  const header = request.headers.get("host");
+  if (header !== null) return header;
+  const url = request.url;
+  const start = url.indexOf("//") + 2;
+  const end = url.indexOf("/", start);
+  const authority = url.slice(start, end < 0 ? undefined : end);
+  // Without any Host Deno makes up "localhost:<port>".
+  return authority.startsWith("localhost:") ? null : authority;
 }

@@ -21,7 +21,7 @@ import {
 export interface PublishOptions {
   /** The channel engine. */
   hub: ChannelHub;
-  /** Required bearer token; empty means only loopback peers may publish. */
+  /** Required bearer token; empty means only loopback peers that are not browsers may publish. */
   token: string;
   /** Largest body accepted (413 beyond). */
   maxMessageBytes: number;
@@ -108,11 +108,25 @@ export function toPublication(contentType: string, body: Uint8Array): Publicatio
   }
   if (!isJson) return { kind: "text", text };
   try {
-    // Re-serialised: the envelope gets compact JSON whatever formatting the publisher used.
-    return { kind: "json", json: JSON.stringify(JSON.parse(text)) };
+    JSON.parse(text);
   } catch (err) {
     throw new PublishError(400, `The body is not valid JSON: ${(err as Error).message}`);
   }
+  // Validated, then forwarded as sent: re-serialising would round every number through a
+  // double (12345678901234567891 would arrive as 12345678901234567000). Only the whitespace
+  // around the value goes (JSON.parse accepted it, so it is JSON whitespace).
+  return { kind: "json", json: text.trim() };
+}
+
+/**
+ * Whether a browser sent `request`: browsers add `Origin` to every cross-origin request (and to
+ * same-origin POSTs) and `Sec-Fetch-Site` to all; curl and backends send neither. A page on any
+ * site can make the user's browser POST here (a `no-cors` text/plain request needs no preflight),
+ * and the browser runs on the server's machine, so loopback alone proves nothing.
+ */
+export function isBrowserRequest(request: Request): boolean {
+  const site = request.headers.get("sec-fetch-site");
+  return request.headers.has("origin") || (site !== null && site !== "none");
 }
 
 /** Creates the handler of `POST /publish`. */
@@ -126,6 +140,12 @@ export function createPublishHandler(options: PublishOptions) {
 
   async function authorize(request: Request, peer: string): Promise<void> {
     if (tokenDigest === null) {
+      if (isBrowserRequest(request)) {
+        throw new PublishError(
+          403,
+          "Browser requests may publish only with --publish-token and its bearer token.",
+        );
+      }
       if (!isLoopback(peer)) {
         throw new PublishError(
           403,

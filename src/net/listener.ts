@@ -12,6 +12,8 @@ import {
   buildRejectResponse,
   findHeaderEnd,
   type HandshakeRejection,
+  type HostPolicy,
+  hostPolicy,
   isRejection,
   parseRequestHead,
   type UpgradeOptions,
@@ -67,6 +69,8 @@ export interface WebSocketServerOptions {
   allowedOrigins: readonly string[] | "*";
   /** The page server's port and scheme, for the default Origin rule. */
   pageOrigin?: { port: number; secure: boolean };
+  /** The Host names accepted (403 otherwise); default: those of `hostname` alone. */
+  allowedHosts?: HostPolicy;
   /** WebSocket endpoints by path. */
   routes: Record<string, ConnectionHandler>;
   /** Where events are logged. */
@@ -312,6 +316,7 @@ export class WebSocketServer {
       paths: Object.keys(this.#options.routes),
       allowedOrigins: this.#options.allowedOrigins,
       pageOrigin: this.#options.pageOrigin,
+      allowedHosts: this.#options.allowedHosts ?? hostPolicy(this.#options.hostname),
     };
     const result = validateUpgrade(request, this.#upgradeOptions);
     if (isRejection(result)) return result;

@@ -60,6 +60,97 @@ export interface UpgradeOptions {
    * header). That is the page's own origin whatever name the server is reached by.
    */
   pageOrigin?: { port: number; secure: boolean };
+  /**
+   * The names the server answers to (the Host header, DNS rebinding protection); others get
+   * 403. Absent: no Host check (the listener always passes one).
+   */
+  allowedHosts?: HostPolicy;
+}
+
+/**
+ * The host names a server answers to. A page on an attacker's site can point its own DNS name
+ * at the server (DNS rebinding): the browser then sends that name in `Host`, and treats the
+ * server as same-origin with the attacker's page. Accepting only the names the server is really
+ * reached by defeats it. The port is not compared: a proxy or port mapping may change it, and
+ * rebinding is about the name.
+ */
+export interface HostPolicy {
+  /** Accepted host names and addresses: lower case, IPv6 without brackets, no trailing dot. */
+  names: ReadonlySet<string>;
+  /** Accept `localhost` and every loopback address (bound to loopback or to all interfaces). */
+  loopback: boolean;
+  /** Accept any IP address literal (bound to all interfaces): an address cannot be rebound. */
+  anyAddress: boolean;
+}
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+const HOST_NAME = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
+
+function isIpv4(host: string): boolean {
+  const m = IPV4.exec(host);
+  return m !== null && m.slice(1).every((part) => Number(part) <= 255);
+}
+
+/** IPv6 (as it appears between brackets, without them): hex groups, colons, maybe dotted IPv4. */
+function isIpv6(host: string): boolean {
+  return host.includes(":") && /^[0-9a-f:.]+$/.test(host);
+}
+
+/** Whether `address` (IPv6 without brackets) is a loopback address or `localhost`. */
+export function isLoopbackHost(address: string): boolean {
+  const a = address.toLowerCase();
+  return a === "localhost" || a === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(a);
+}
+
+/**
+ * The host of a `Host` header value (`name`, `name:port`, `[v6]`, `[v6]:port`): lower case,
+ * IPv6 without brackets, trailing dot dropped; null when it is not a host name or address.
+ */
+export function hostName(host: string): string | null {
+  let name: string;
+  let rest: string;
+  if (host.startsWith("[")) {
+    const close = host.indexOf("]");
+    if (close < 0) return null;
+    name = host.slice(1, close).toLowerCase();
+    rest = host.slice(close + 1);
+    if (!isIpv6(name)) return null;
+  } else {
+    const colon = host.indexOf(":");
+    name = (colon < 0 ? host : host.slice(0, colon)).toLowerCase();
+    rest = colon < 0 ? "" : host.slice(colon);
+    if (name.endsWith(".")) name = name.slice(0, -1);
+    if (!HOST_NAME.test(name)) return null;
+  }
+  return rest === "" || /^:\d{0,5}$/.test(rest) ? name : null;
+}
+
+/**
+ * The names a server bound to `bound` answers to: `localhost` and loopback addresses when bound
+ * to loopback; when bound to all interfaces (0.0.0.0, ::) those and any IP literal; otherwise
+ * the bound address. `publicHosts` (host names, with or without a port) are added in every case.
+ */
+export function hostPolicy(bound: string, publicHosts: readonly string[] = []): HostPolicy {
+  const address = bound.replace(/^\[(.*)\]$/, "$1").toLowerCase();
+  const anyAddress = address === "0.0.0.0" || address === "::" || address === "";
+  const names = new Set<string>();
+  if (!anyAddress) names.add(address);
+  for (const host of publicHosts) {
+    // An IPv6 address may be listed without brackets (then it has no port): two colons or more.
+    const bare = host.toLowerCase();
+    const name = bare.split(":").length > 2 && isIpv6(bare) ? bare : hostName(host);
+    if (name !== null) names.add(name);
+  }
+  return { names, loopback: anyAddress || isLoopbackHost(address), anyAddress };
+}
+
+/** Whether the `Host` header value `host` names this server under `policy`. */
+export function isHostAllowed(host: string, policy: HostPolicy): boolean {
+  const name = hostName(host);
+  if (name === null) return false;
+  if (policy.names.has(name)) return true;
+  if (policy.loopback && isLoopbackHost(name)) return true;
+  return policy.anyAddress && (isIpv4(name) || isIpv6(name));
 }
 
 const HEADER_END = [13, 10, 13, 10];
@@ -125,7 +216,8 @@ function hasToken(value: string | undefined, token: string): boolean {
  * Validates a parsed request as a WebSocket upgrade (§4.2.1), in a fixed order so each failure
  * has one status: 405 non-GET, 400 not HTTP/1.1 or no Host, 426 no `Upgrade: websocket` (a plain
  * HTTP request), 400 no `Connection: upgrade` or a bad key, 426 a version other than 13,
- * 404 an unknown path, 403 an Origin that is not allowed.
+ * 404 an unknown path, 403 a Host that is not one of the server's names
+ * (`allowedHosts`), 403 an Origin that is not allowed.
  */
 export function validateUpgrade(
   head: RequestHead,
@@ -165,6 +257,10 @@ export function validateUpgrade(
   const path = q < 0 ? target : target.slice(0, q);
   if (!path.startsWith("/") || !options.paths.includes(path)) {
     return { status: 404, reason: `No WebSocket endpoint at ${path.slice(0, 200)}.` };
+  }
+  const host = h.get("host")!;
+  if (options.allowedHosts && !isHostAllowed(host, options.allowedHosts)) {
+    return { status: 403, reason: `Host ${host.slice(0, 200)} is not a name of this server.` };
   }
   const origin = h.get("origin");
   if (origin !== undefined && !isOriginAllowed(origin, h.get("host")!, options)) {

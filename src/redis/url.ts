@@ -25,12 +25,26 @@ export const DEFAULT_REDIS_PORT = 6379;
 /** The largest database index Redis can be configured with (`databases` is an int). */
 const MAX_DB = 2 ** 31 - 1;
 
-/** The URL with any user info replaced by `***`, for error messages. */
-function redact(url: string): string {
-  return url.replace(/^([^:/?#]*:\/\/)(.*)@/, (_, scheme: string, userinfo: string) => {
-    const colon = userinfo.indexOf(":");
-    return `${scheme}${colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`}@`;
-  });
+/**
+ * `url` with its password replaced by `***` (`redis://user:***@host`; user info without a
+ * colon is all replaced), for every message and log line that shows a Redis URL. Everything up to
+ * the last `@` after the scheme counts as user info, so a password with a raw `@`, `/` or `#` in
+ * it, or a URL without `//`, is still hidden.
+ *
+ * @example
+ * ```ts
+ * redactUrl("redis://:s3cret@cache:6379/0"); // "redis://:***@cache:6379/0"
+ * ```
+ */
+export function redactUrl(url: string): string {
+  const at = url.lastIndexOf("@");
+  if (at === -1) return url;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:(\/\/)?/.exec(url)?.[0] ?? "";
+  const start = scheme.length <= at ? scheme.length : 0;
+  const userinfo = url.slice(start, at);
+  const colon = userinfo.indexOf(":");
+  const hidden = colon === -1 ? "***" : `${userinfo.slice(0, colon)}:***`;
+  return url.slice(0, start) + hidden + url.slice(at);
 }
 
 function decode(part: string, what: string, fail: (why: string) => never): string {
@@ -57,7 +71,7 @@ function decode(part: string, what: string, fail: (why: string) => never): strin
 export function parseRedisUrl(url: string): RedisOptions {
   const fail = (why: string): never => {
     throw new Error(
-      `Invalid Redis URL "${redact(url)}": ${why}. ` +
+      `Invalid Redis URL "${redactUrl(url)}": ${why}. ` +
         "Expected redis://[[user]:password@]host[:port][/db].",
     );
   };
@@ -84,7 +98,11 @@ export function parseRedisUrl(url: string): RedisOptions {
     const digits = /^\/(\d{1,10})$/.exec(parsed.pathname)?.[1];
     db = digits === undefined ? NaN : Number(digits);
     if (!(db <= MAX_DB)) {
-      fail(`the database must be a non-negative integer, got "${parsed.pathname.slice(1)}"`);
+      // A path with "@" is a password with a raw "/" in it: never echo it.
+      const got = parsed.pathname.includes("@")
+        ? "a path with @ (percent-encode / and @ in the password)"
+        : `"${parsed.pathname.slice(1)}"`;
+      fail(`the database must be a non-negative integer, got ${got}`);
     }
   }
   const options: RedisOptions = { hostname, port, db };

@@ -1,7 +1,7 @@
 /**
  * The real process, started the way `deno task start` starts it: flags, exit codes, signals.
  */
-import { assertEquals, assertStringIncludes } from "@std/assert";
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { spawnServer } from "../support/child_server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 
@@ -19,6 +19,34 @@ Deno.test("a bad flag value exits with code 2 and a message naming the flag", as
   const result = await runMain(["--ws-port", "99999"]);
   assertEquals(result.code, 2);
   assertStringIncludes(result.stderr, "Invalid --ws-port");
+});
+
+Deno.test("a bad --redis URL exits 2 without printing its password", async () => {
+  const result = await runMain(["--redis", "redis://:hunter2@cache.internal:6379/x"]);
+  assertEquals(result.code, 2);
+  assertStringIncludes(result.stderr, "Invalid --redis");
+  assertStringIncludes(result.stderr, "redis://:***@cache.internal:6379/x");
+  assert(!(result.stdout + result.stderr).includes("hunter2"), result.stderr);
+});
+
+Deno.test("bound beyond loopback without a token, the server warns at start and still serves", async () => {
+  await using server = await spawnServer(Deno.execPath(), [
+    ...runArgs,
+    "--hostname",
+    "0.0.0.0",
+    "--ws-port",
+    "0",
+    "--http-port",
+    "0",
+  ]);
+  // Logged before the servers listen, so they are among the lines read so far.
+  const warnings = server.logs.filter((line) => line.includes(" warn "));
+  assert(warnings.some((line) => line.includes("publish.unprotected")), warnings.join("\n"));
+  assert(warnings.some((line) => line.includes("hosts.addresses_only")), warnings.join("\n"));
+  // Bound to all interfaces, an IP literal is a valid Host (it cannot be rebound).
+  const ready = await fetch(`http://127.0.0.1:${server.httpPort}/readyz`);
+  assertEquals(ready.status, 200);
+  await ready.body?.cancel();
 });
 
 Deno.test("--help lists the options and exits 0", async () => {

@@ -3,7 +3,29 @@
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { webSocketUrl } from "../../src/http/http_server.ts";
+import { Opcode } from "../../src/protocol/opcode.ts";
+import { clientFrame, RawClient } from "../support/raw_client.ts";
+import { startRedisServer } from "../support/redis_server.ts";
 import { startTestServer } from "../support/server.ts";
+
+/** Sends one raw HTTP/1.1 request with `host` (fetch cannot set Host) and reads the answer. */
+async function requestWithHost(port: number, path: string, host: string) {
+  await using client = await RawClient.connect(port);
+  await client.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  return await client.readResponse();
+}
+
+/** Polls `url` until it answers `status` (bounded): readiness is a state, not an event. */
+async function waitForStatus(url: string, status: number): Promise<Response> {
+  const deadline = performance.now() + 10_000;
+  while (true) {
+    const response = await fetch(url);
+    if (response.status === status) return response;
+    await response.body?.cancel();
+    if (performance.now() > deadline) throw new Error(`${url} never answered ${status}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 Deno.test("the page server serves the page and its assets with their content types", async () => {
   await using server = await startTestServer();
@@ -50,4 +72,74 @@ Deno.test("--public-ws-url replaces the derived WebSocket URL in /config.json", 
   await using server = await startTestServer(["--public-ws-url", "wss://push.example/ws/"]);
   const config = await (await fetch(server.httpUrl + "/config.json")).json();
   assertEquals(config.wsUrl, "wss://push.example/ws/");
+});
+
+Deno.test("DNS rebinding: an unknown Host gets a JSON 421 on every path, counted", async () => {
+  await using server = await startTestServer();
+  const port = server.httpAddr.port;
+  for (const path of ["/", "/config.json", "/metrics", "/healthz", "/publish?channel=c"]) {
+    const response = await requestWithHost(port, path, `rebind.attacker.example:${port}`);
+    assertEquals(response.status, 421, path);
+    assertEquals(response.headers.get("content-type"), "application/json; charset=utf-8");
+    assertStringIncludes(JSON.parse(response.body).error, "rebind.attacker.example");
+  }
+  assertStringIncludes(server.metrics.render(), 'push_http_rejected_total{status="421"} 5');
+  await server.waitForLog("http.rejected");
+});
+
+Deno.test("/config.json keeps deriving the WebSocket URL from an allowed Host", async () => {
+  await using server = await startTestServer(["--public-hosts", "push.example"]);
+  const port = server.httpAddr.port;
+  const ws = server.wsAddr.port;
+  for (
+    const [host, name] of [["localhost", "localhost"], ["[::1]", "[::1]"], [
+      "Push.Example",
+      "push.example",
+    ]]
+  ) {
+    const response = await requestWithHost(port, "/config.json", `${host}:${port}`);
+    assertEquals(response.status, 200, host);
+    assertEquals(JSON.parse(response.body).wsUrl, `ws://${name}:${ws}/`);
+  }
+});
+
+Deno.test("/readyz answers 200 ready normally, and /healthz stays ok", async () => {
+  await using server = await startTestServer();
+  const ready = await fetch(server.httpUrl + "/readyz");
+  assertEquals([ready.status, await ready.json()], [200, { status: "ready" }]);
+  assertEquals(await (await fetch(server.httpUrl + "/healthz")).json(), { status: "ok" });
+});
+
+Deno.test("/readyz answers 503 draining during the shutdown's drain, while a client lingers", async () => {
+  const server = await startTestServer();
+  // A client that gets the close 1001 and does not answer it keeps the drain window open.
+  const client = await RawClient.open(server.wsAddr.port, "/echo");
+  const stopped = server.shutdown(30_000);
+  const event = await client.next();
+  assertEquals(event.type, "close");
+  const response = await fetch(server.httpUrl + "/readyz");
+  assertEquals(response.status, 503);
+  assertEquals((await response.json()).status, "draining");
+  const health = await fetch(server.httpUrl + "/healthz");
+  assertEquals(health.status, 200, "liveness is unaffected");
+  await health.body?.cancel();
+  await client.write(clientFrame(Opcode.Close, new Uint8Array([0x03, 0xe9])));
+  await stopped;
+  await client[Symbol.asyncDispose]();
+});
+
+Deno.test("/readyz answers 503 while Redis is unreachable, 200 again once it is back", async () => {
+  await using redis = await startRedisServer();
+  await using server = await startTestServer(["--redis", redis.url]);
+  await (await waitForStatus(server.httpUrl + "/readyz", 200)).body?.cancel();
+  await redis.stop();
+  const down = await waitForStatus(server.httpUrl + "/readyz", 503);
+  const body = await down.json();
+  assertEquals(body.status, "unready");
+  assertStringIncludes(body.reason, "Redis");
+  const health = await fetch(server.httpUrl + "/healthz");
+  assertEquals(health.status, 200, "liveness stays 200");
+  assertEquals((await health.json()).status, "degraded");
+  await redis.restart();
+  await (await waitForStatus(server.httpUrl + "/readyz", 200)).body?.cancel();
 });

@@ -118,13 +118,59 @@ Deno.test("without a token, only loopback peers may publish (403 otherwise)", as
   for (const bad of ["128.0.0.1", "::2", "10.0.0.1", "localhost"]) assert(!isLoopback(bad), bad);
 });
 
+Deno.test("without a token, a browser request gets 403 JSON even from loopback", async () => {
+  await using server = await startTestServer();
+  // What a page on any site can make the user's browser send: a no-cors text/plain POST.
+  const cases: Record<string, string>[] = [
+    { origin: "https://evil.example" },
+    { origin: "null" },
+    { "sec-fetch-site": "cross-site" },
+    { "sec-fetch-site": "same-origin" },
+  ];
+  for (const headers of cases) {
+    const result = await publish(server.httpUrl, "c", "x", headers);
+    assertEquals(result.status, 403, JSON.stringify(headers));
+    assertStringIncludes(result.body.error, "--publish-token");
+  }
+  assertEquals(server.hub.stats().historyMessages, 0, "nothing was published");
+  // A user typing the address (Sec-Fetch-Site: none) and curl (neither header) still publish.
+  assertEquals((await publish(server.httpUrl, "c", "x", { "sec-fetch-site": "none" })).status, 200);
+  assertEquals((await publish(server.httpUrl, "c", "x")).status, 200);
+  assertStringIncludes(server.metrics.render(), 'push_publishes_rejected_total{status="403"} 4');
+});
+
+Deno.test("with a token, a browser request with the valid token publishes", async () => {
+  await using server = await startTestServer(["--publish-token", "s3cret"]);
+  const browser = { origin: "https://app.example", "sec-fetch-site": "cross-site" };
+  assertEquals((await publish(server.httpUrl, "c", "x", browser)).status, 401);
+  const ok = await publish(server.httpUrl, "c", "x", {
+    ...browser,
+    authorization: "Bearer s3cret",
+  });
+  assertEquals(ok.status, 200);
+});
+
+Deno.test("JSON is forwarded as sent: a 64-bit integer arrives digit for digit", async () => {
+  await using server = await startTestServer();
+  await using ws = new TestSocket(server.wsUrl + "/?channels=ids");
+  await ws.nextMatching(/subscribed/);
+  const body = '{"id": 12345678901234567891, "n": [1.10, 2e3]}';
+  const result = await publish(server.httpUrl, "ids", ` \n${body}\n`, {
+    "content-type": "application/json",
+  });
+  assertEquals(result.status, 200);
+  const message = await ws.nextMatching(/"ids"/);
+  assertStringIncludes(message, `"data":${body}`);
+  assertStringIncludes(message, "12345678901234567891");
+});
+
 Deno.test("toPublication picks text, JSON or binary from the content type", () => {
   const bytes = new TextEncoder().encode('{"a": 1}');
   assertEquals(toPublication("application/json; charset=utf-8", bytes), {
     kind: "json",
-    json: '{"a":1}',
+    json: '{"a": 1}',
   });
-  assertEquals(toPublication("application/vnd.x+json", bytes), { kind: "json", json: '{"a":1}' });
+  assertEquals(toPublication("application/vnd.x+json", bytes), { kind: "json", json: '{"a": 1}' });
   assertEquals(toPublication("text/plain", bytes), { kind: "text", text: '{"a": 1}' });
   assertEquals(toPublication("", bytes).kind, "binary");
   assertEquals(toPublication("image/png", bytes).kind, "binary");
@@ -137,7 +183,8 @@ Deno.test("a body sent chunked with a Content-Length as well is still held to th
   // Content-Length before Transfer-Encoding: a parser that kept the length while decoding the body
   // as chunked would let any size through. Deno's HTTP server answers 400 itself today; the
   // publish handler would still refuse it with 413 (it checks the size after reading).
-  const request = "POST /publish?channel=c HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n" +
+  const request =
+    "POST /publish?channel=c HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\n" +
     "Content-Length: 10\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
     `${chunk.length.toString(16)}\r\n${chunk}\r\n0\r\n\r\n`;
   await conn.write(new TextEncoder().encode(request));

@@ -115,6 +115,53 @@ Deno.test("a handshake from the page server's own origin is accepted", async () 
   assertEquals((await client.readResponse()).status, 101);
 });
 
+Deno.test("DNS rebinding: a Host that is not a name of the server gets 403, counted", async () => {
+  await using server = await startTestServer();
+  const port = server.httpAddr.port;
+  await using client = await RawClient.connect(server.wsAddr.port);
+  // The attacker's page and its WebSocket share the attacker's name, now resolving to us: the
+  // Origin matches the Host, so only the Host check can refuse it.
+  await client.write(upgradeRequest("/", {
+    Host: `rebind.attacker.example:${server.wsAddr.port}`,
+    Origin: `http://rebind.attacker.example:${port}`,
+  }));
+  const response = await client.readResponse();
+  assertEquals(response.status, 403);
+  assertStringIncludes(response.body, "rebind.attacker.example");
+  await server.waitForLog("is not a name of this server");
+  assertStringIncludes(server.metrics.render(), 'push_handshakes_rejected_total{status="403"} 1');
+});
+
+Deno.test("127.0.0.1, localhost and [::1] are accepted out of the box, with their page origin", async () => {
+  await using server = await startTestServer();
+  const port = server.httpAddr.port;
+  for (const host of ["127.0.0.1", "localhost", "[::1]", "LocalHost"]) {
+    await using client = await RawClient.connect(server.wsAddr.port);
+    await client.write(upgradeRequest("/echo", {
+      Host: `${host}:${server.wsAddr.port}`,
+      Origin: `http://${host.toLowerCase()}:${port}`,
+    }));
+    assertEquals((await client.readResponse()).status, 101, host);
+  }
+});
+
+Deno.test("--public-hosts and the host of --public-ws-url are accepted on the WebSocket port", async () => {
+  await using server = await startTestServer([
+    "--public-hosts",
+    "push.example,alt.example",
+    "--public-ws-url",
+    "wss://edge.example/ws/",
+  ]);
+  for (const host of ["push.example", "alt.example:443", "edge.example"]) {
+    await using client = await RawClient.connect(server.wsAddr.port);
+    await client.write(upgradeRequest("/echo", { Host: host }));
+    assertEquals((await client.readResponse()).status, 101, host);
+  }
+  await using other = await RawClient.connect(server.wsAddr.port);
+  await other.write(upgradeRequest("/echo", { Host: "evil.example" }));
+  assertEquals((await other.readResponse()).status, 403);
+});
+
 Deno.test("a ping gets a pong with the same payload, and a client close is echoed", async () => {
   await using server = await startTestServer();
   await using client = await RawClient.open(server.wsAddr.port, "/echo");

@@ -5,6 +5,9 @@ import {
   buildRejectResponse,
   findHeaderEnd,
   type HandshakeRejection,
+  hostName,
+  hostPolicy,
+  isHostAllowed,
   isOriginAllowed,
   isRejection,
   parseRequestHead,
@@ -249,6 +252,75 @@ Deno.test("isOriginAllowed by default admits only the page server's origin on th
     !isOriginAllowed("http://127.0.0.1:8080", "127.0.0.1:9000", list),
     "a list replaces the default",
   );
+});
+
+// The Host rule (DNS rebinding).
+
+Deno.test("hostName lower-cases, drops the port and IPv6 brackets, and refuses non-hosts", () => {
+  assertEquals(hostName("Push.Example:9000"), "push.example");
+  assertEquals(hostName("push.example."), "push.example");
+  assertEquals(hostName("[::1]:9000"), "::1");
+  assertEquals(hostName("[FD00::1]"), "fd00::1");
+  assertEquals(hostName("127.0.0.1"), "127.0.0.1");
+  assertEquals(hostName("h:"), "h");
+  for (const bad of ["", "a b", "a/b", "u@h", "h:x", "h:1:2", "::1", "[::1", "[x]:1", "h:123456"]) {
+    assertEquals(hostName(bad), null, bad);
+  }
+});
+
+Deno.test("bound to loopback, the loopback names and addresses are accepted, any port", () => {
+  const policy = hostPolicy("127.0.0.1");
+  for (const host of ["127.0.0.1", "127.0.0.1:9000", "localhost:8080", "LOCALHOST", "[::1]:1"]) {
+    assert(isHostAllowed(host, policy), host);
+  }
+  assert(isHostAllowed("127.0.0.2:9000", policy), "all of 127/8 is loopback");
+  for (const host of ["rebind.attacker.example:9000", "192.168.1.5", "[fd00::1]", "a b"]) {
+    assert(!isHostAllowed(host, policy), host);
+  }
+  assert(isHostAllowed("[::1]:9000", hostPolicy("::1")));
+});
+
+Deno.test("bound to one address, that address and --public-hosts are accepted, nothing else", () => {
+  const policy = hostPolicy("10.0.0.11", ["push.example", "Other.Example:443", "fd00::2"]);
+  for (const host of ["10.0.0.11:8080", "push.example", "PUSH.example:9000", "other.example"]) {
+    assert(isHostAllowed(host, policy), host);
+  }
+  assert(isHostAllowed("[fd00::2]:9000", policy), "an IPv6 public host without brackets");
+  for (const host of ["10.0.0.12", "localhost", "127.0.0.1", "evil.push.example", "example"]) {
+    assert(!isHostAllowed(host, policy), host);
+  }
+});
+
+Deno.test("bound to all interfaces, IP literals and localhost are accepted, names only if listed", () => {
+  for (const bound of ["0.0.0.0", "::", "[::]"]) {
+    const policy = hostPolicy(bound, ["push.example"]);
+    for (const host of ["10.1.2.3:9000", "[fd00::1]:9000", "localhost", "push.example:443"]) {
+      assert(isHostAllowed(host, policy), `${bound}: ${host}`);
+    }
+    for (const host of ["rebind.attacker.example", "999.1.1.1", "10.1.2.3.4"]) {
+      assert(!isHostAllowed(host, policy), `${bound}: ${host}`);
+    }
+  }
+});
+
+Deno.test("validateUpgrade refuses a rebound Host with 403 even when Origin matches it", () => {
+  const options: UpgradeOptions = {
+    paths: ["/"],
+    allowedOrigins: [],
+    pageOrigin: { port: 8080, secure: false },
+    allowedHosts: hostPolicy("127.0.0.1"),
+  };
+  const rebound = upgrade(
+    { Host: "rebind.attacker.example:9000", Origin: "http://rebind.attacker.example:8080" },
+    "GET / HTTP/1.1",
+    options,
+  );
+  assertStringIncludes(assertRejected(rebound, 403).reason, "rebind.attacker.example");
+  for (const host of ["127.0.0.1", "localhost", "[::1]"]) {
+    assertAccepted(
+      upgrade({ Host: `${host}:9000`, Origin: `http://${host}:8080` }, "GET / HTTP/1.1", options),
+    );
+  }
 });
 
 // validateUpgrade: each rejection.

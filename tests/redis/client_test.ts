@@ -19,9 +19,10 @@ import {
 } from "../../src/redis/client.ts";
 import { encodeCommand, RespError } from "../../src/redis/resp.ts";
 import { RedisSubscriber } from "../../src/redis/subscriber.ts";
-import { parseRedisUrl, type RedisOptions } from "../../src/redis/url.ts";
+import { parseRedisUrl, redactUrl, type RedisOptions } from "../../src/redis/url.ts";
 import { concat, patternBytes, utf8 } from "../support/bytes.ts";
 import { deadline, startRedisServer } from "../support/redis_server.ts";
+import { startTestServer } from "../support/server.ts";
 
 const decoder = new TextDecoder();
 const text = (value: unknown) => decoder.decode(value as Uint8Array);
@@ -252,6 +253,22 @@ Deno.test("parseRedisUrl never repeats the password in its errors", () => {
   }
 });
 
+Deno.test("redactUrl hides the password whatever characters it holds", () => {
+  const cases: [string, string][] = [
+    ["redis://user:secret@h:6379/0", "redis://user:***@h:6379/0"],
+    ["redis://:se@cr/et@h", "redis://:***@h"],
+    ["redis://secret@h", "redis://***@h"],
+    ["redis:secret@h", "redis:***@h"],
+    ["redis://h:6379", "redis://h:6379"],
+  ];
+  for (const [url, redacted] of cases) assertEquals(redactUrl(url), redacted, url);
+  assert(!parseRedisUrlError("redis://:p@ss/zq9x@h").includes("zq9x"), "path part of a password");
+});
+
+function parseRedisUrlError(url: string): string {
+  return assertThrows(() => parseRedisUrl(url), Error).message;
+}
+
 // Reconnect backoff
 
 Deno.test("reconnectDelay doubles from 100 ms to a 5 s cap, jittered to half-to-all of it", () => {
@@ -398,6 +415,28 @@ Deno.test("RedisClient with a wrong password stays down and says why", async () 
   assert(failure !== undefined, lines.join("\n"));
   assertStringIncludes(failure, "WRONGPASS");
   assert(!lines.some((line) => line.includes("wrong")), "the password must never be logged");
+});
+
+Deno.test("the whole server with a --redis URL never logs its password, right or wrong", async () => {
+  await using redis = await startRedisServer({ args: ["--requirepass", "hunter2"] });
+  {
+    await using server = await startTestServer([
+      "--redis",
+      `redis://:hunter2-not@127.0.0.1:${redis.port}/0`,
+    ]);
+    await server.waitForLog("redis.connect_failed");
+    const ready = await fetch(server.httpUrl + "/readyz");
+    assertEquals(ready.status, 503, "a Redis that refuses us is not ready");
+    await ready.body?.cancel();
+    assert(!server.logs.some((line) => line.includes("hunter2")), server.logs.join("\n"));
+  }
+  await using server = await startTestServer([
+    "--redis",
+    `redis://:hunter2@127.0.0.1:${redis.port}`,
+  ]);
+  await server.waitForLog("redis.connected");
+  await server.shutdown();
+  assert(!server.logs.some((line) => line.includes("hunter2")), server.logs.join("\n"));
 });
 
 Deno.test("RedisClient selects the database of its options on connect", async () => {
