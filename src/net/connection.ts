@@ -201,9 +201,7 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
   /** Called by the push loop after each batch is written in full. */
   written(bytes: number): void {
     this.#options.metrics.bytesPushed += bytes;
-    if (this.#buffer === READ_PAUSED && this.#queue.bytes <= this.#queue.maxBytes / 2) {
-      this.#resumeReading();
-    }
+    if (this.#buffer === READ_PAUSED && !this.#repliesBehind()) this.#resumeReading();
   }
 
   /** Called by the push loop when it ends: `error` is the write error, or null when drained. */
@@ -409,7 +407,7 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
    */
   #readNext(): void {
     if (this.#state === "closed") return this.#readEnded();
-    if (this.#queue.bytes > this.#queue.maxBytes / 2) return this.#pauseReading();
+    if (this.#repliesBehind()) return this.#pauseReading();
     let read: Promise<number | null>;
     try {
       read = this.#conn.read(this.#buffer!);
@@ -444,6 +442,11 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
     if (more) this.#readNext();
     else this.#readEnded();
   };
+
+  /** Whether more than half of the queue's limit waits: reading pauses until it drains. */
+  #repliesBehind(): boolean {
+    return this.#queue.bytes > this.#queue.maxBytes / 2;
+  }
 
   /** Pauses the read loop: no read is pending, so the slot serves others meanwhile. */
   #pauseReading(): void {
