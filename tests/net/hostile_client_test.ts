@@ -351,6 +351,43 @@ Deno.test("a client that floods /echo without reading is paused, not dropped, an
   );
 });
 
+Deno.test("a paused flooder that never reads is ended by --send-timeout, and its connection finishes", async () => {
+  await using server = await startTestServer([
+    "--max-queue-bytes",
+    "256KiB",
+    "--send-timeout",
+    "500ms",
+    "--close-timeout",
+    "300ms",
+  ]);
+  const from = server.logs.length;
+  await using client = await RawClient.open(server.wsAddr.port, "/echo");
+  const id = await serverClientId(server, from, client.conn.localAddr.port);
+  const connection = [...server.ws.clients].find((c) => c.id === id)!;
+  const frame = clientFrame(Opcode.Binary, new Uint8Array(16 * 1024));
+  const flooding = (async () => {
+    try {
+      while (true) await client.write(frame);
+    } catch {
+      // Reset by the server.
+    }
+  })();
+  // Paused with no read pending: only the writer's deadline can end it, and ending it must end
+  // the paused read loop too, or the connection would never finish.
+  await pollUntil(
+    () => server.metrics.readsPaused > 0 || connection.state !== "open",
+    10_000,
+    "reading from the flooder paused",
+  );
+  assertGreater(server.metrics.readsPaused, 0, "reading paused");
+  assertEquals(connection.state, "open", "paused, not dropped as slow");
+  await withDeadline(connection.finished, 10_000, "the paused connection's end");
+  await waitForLogSince(server, from, `client.send_timeout client=${id}`, 1000);
+  assert(![...server.ws.clients].some((c) => c.id === id), "the flooder was removed");
+  client.close();
+  await flooding;
+});
+
 Deno.test("1,000 connections reset mid-frame leave no client, no error and no unhandled rejection", async () => {
   const total = 1000;
   const batch = 50;
