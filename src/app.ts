@@ -90,7 +90,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         demoInterval: config.demoInterval,
         hub,
         maxSubscriptions: config.maxSubscriptions,
+        // On / only: /echo is the conformance peer, and those tools flood it by design.
+        maxClientRate: config.maxClientRate,
         logger,
+        metrics,
       }),
       "/echo": echoHandler,
     },

@@ -71,6 +71,12 @@ export class Metrics {
   pingsSent = 0;
   /** Clients dropped because they did not answer a ping in time. */
   pingTimeouts = 0;
+  /** Pongs that replaced a waiting pong (a newer ping came before the pong was written). */
+  pongsCoalesced = 0;
+  /** Times a client's reading paused because its outgoing queue was over half its limit. */
+  readsPaused = 0;
+  /** Clients of `/` closed for sending faster than `--max-client-rate`. */
+  rateLimited = 0;
   /** Close frames sent, by code. */
   readonly closeCodesSent: LabeledCounter = new LabeledCounter();
   /** Close frames received, by code. */
@@ -172,6 +178,24 @@ export class Metrics {
       "counter",
       "Clients dropped for not answering a ping.",
       single(this.pingTimeouts),
+    );
+    metric(
+      "push_pongs_coalesced_total",
+      "counter",
+      "Pongs that replaced a pong still waiting (only the latest ping is answered).",
+      single(this.pongsCoalesced),
+    );
+    metric(
+      "push_reads_paused_total",
+      "counter",
+      "Times reading from a client paused while its outgoing queue was over half its limit.",
+      single(this.readsPaused),
+    );
+    metric(
+      "push_rate_limited_total",
+      "counter",
+      "Clients closed for sending messages faster than --max-client-rate.",
+      single(this.rateLimited),
     );
     metric(
       "push_close_codes_sent_total",

@@ -18,6 +18,7 @@ import type { Backlog } from "../push/backlog.ts";
 import { runPushLoop, type WriteTracker } from "../push/push_loop.ts";
 import { READ_SLOT_BYTES, readBuffers } from "./read_buffers.ts";
 import { clockMs } from "../clock.ts";
+import type { TokenBucket } from "../push/rate_limit.ts";
 
 /** What a route does with its connections. Every method is optional but `onMessage`. */
 export interface ConnectionHandler {
@@ -110,7 +111,7 @@ const READ_BUFFER_LARGE = 64 * 1024;
  * through the connection, with no promise chain or closure per client (an idle client's memory
  * is mostly such bookkeeping).
  */
-export class Connection implements WriteTracker, QueueConsumer {
+export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
   /** A process-unique id. */
   readonly id: number;
   /** The upgrade request's path, query and origin. */
@@ -120,6 +121,11 @@ export class Connection implements WriteTracker, QueueConsumer {
    * is pending. Kept by the push loop, read by the stalled-write deadline.
    */
   writeSince = 0;
+
+  /** The route's message rate limit: see {@linkcode TokenBucket} (unused by other routes). */
+  rateDebt = 0;
+  /** When {@linkcode Connection.rateDebt} was last brought up to date ({@linkcode clockMs}). */
+  rateAt = 0;
 
   /** The close frame this side sent: code and reason, once sent. */
   closeSent?: { code: number; reason: string };
@@ -137,7 +143,7 @@ export class Connection implements WriteTracker, QueueConsumer {
   /** When the peer's close reply is due (ms, see {@linkcode clockMs}); 0 while none is awaited. */
   #closeDeadline = 0;
   #controller: AbortController | null = null;
-  /** The buffer the pending read fills. */
+  /** The buffer the pending read fills; {@linkcode READ_PAUSED} while reading is paused. */
   #buffer: Uint8Array | null = null;
   /** The slab slot this connection holds, when #buffer is one. */
   #slot: Uint8Array | null = null;
@@ -195,6 +201,7 @@ export class Connection implements WriteTracker, QueueConsumer {
   /** Called by the push loop after each batch is written in full. */
   written(bytes: number): void {
     this.#options.metrics.bytesPushed += bytes;
+    if (this.#buffer === READ_PAUSED && !this.#repliesBehind()) this.#resumeReading();
   }
 
   /** Called by the push loop when it ends: `error` is the write error, or null when drained. */
@@ -258,7 +265,7 @@ export class Connection implements WriteTracker, QueueConsumer {
     return this.#state;
   }
 
-  /** Data bytes waiting in the outgoing queue. */
+  /** Bytes waiting in the outgoing queue (data and control frames). */
   get queuedBytes(): number {
     return this.#queue.bytes;
   }
@@ -359,7 +366,9 @@ export class Connection implements WriteTracker, QueueConsumer {
           this.#queue.pushControl(PING);
           o.metrics.pingsSent++;
         }
-      } else if (now - this.#pingSentAt > o.pongTimeout) {
+      } else if (now - this.#pingSentAt > o.pongTimeout && this.#buffer !== READ_PAUSED) {
+        // (While reading is paused the pong may be unread in the socket: the queue is draining,
+        // or the send timeout ends a writer that is stuck.)
         o.metrics.pingTimeouts++;
         o.logger.warn("client.ping_timeout", { client: this.id });
         // The peer may be gone: no data waits for it, and the close deadline bounds the rest.
@@ -389,8 +398,16 @@ export class Connection implements WriteTracker, QueueConsumer {
     this.#readNext();
   }
 
+  /**
+   * Reads the next bytes, unless the replies to what was read wait unwritten: with more than
+   * half of `maxQueueBytes` queued, reading pauses (nothing more is parsed or answered, the
+   * peer's TCP window fills) until the writer drains below that. A client that sends faster
+   * than it reads is slowed to its own pace instead of growing the server; the other half of
+   * the queue is room for publications meanwhile, and those still make it a slow consumer.
+   */
   #readNext(): void {
     if (this.#state === "closed") return this.#readEnded();
+    if (this.#repliesBehind()) return this.#pauseReading();
     let read: Promise<number | null>;
     try {
       read = this.#conn.read(this.#buffer!);
@@ -425,6 +442,25 @@ export class Connection implements WriteTracker, QueueConsumer {
     if (more) this.#readNext();
     else this.#readEnded();
   };
+
+  /** Whether more than half of the queue's limit waits: reading pauses until it drains. */
+  #repliesBehind(): boolean {
+    return this.#queue.bytes > this.#queue.maxBytes / 2;
+  }
+
+  /** Pauses the read loop: no read is pending, so the slot serves others meanwhile. */
+  #pauseReading(): void {
+    if (this.#slot !== null) readBuffers.give(this.#slot);
+    this.#slot = null;
+    this.#buffer = READ_PAUSED;
+    this.#options.metrics.readsPaused++;
+  }
+
+  /** Resumes a paused read loop (the writer drained); #destroy ends it instead. */
+  #resumeReading(): void {
+    this.#slot = this.#buffer = readBuffers.take();
+    this.#readNext();
+  }
 
   readonly #onReadFailed = (err: unknown): void => {
     this.#destroy(`read failed: ${errorText(err)}`);
@@ -498,8 +534,12 @@ export class Connection implements WriteTracker, QueueConsumer {
         if (this.#state === "open") this.#options.handler.onMessage(this, event);
         return;
       case "ping":
-        if (this.#state === "open") {
-          this.#queue.pushControl(encodeFrame(Opcode.Pong, event.payload));
+        // One pong waits at most: a newer ping's replaces it (§5.5.3 allows answering only
+        // the most recent), so a ping flood cannot grow the queue.
+        if (
+          this.#state === "open" && this.#queue.pushPong(encodeFrame(Opcode.Pong, event.payload))
+        ) {
+          this.#options.metrics.pongsCoalesced++;
         }
         return;
       case "pong":
@@ -556,6 +596,8 @@ export class Connection implements WriteTracker, QueueConsumer {
     }
     // After the socket is closed: a parked push loop resumes here only to end.
     this.#queue.dispose();
+    // A paused read loop has no read pending that would end it.
+    if (this.#buffer === READ_PAUSED) this.#readEnded();
   }
 }
 
@@ -568,6 +610,9 @@ const CLOSING = new DOMException("The connection is closing.", "AbortError");
 
 /** A write stuck this long means the peer stopped reading: its queue leaves the backlog. */
 const STALL_MS = 100;
+
+/** The `#buffer` of a connection whose reading is paused (shared, never read into). */
+const READ_PAUSED = new Uint8Array(0);
 
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));

@@ -38,6 +38,8 @@ export interface QueueConsumer {
  * A FIFO of encoded frames with control frames first and a final close frame last.
  *
  * Frames are whole, so putting a pong ahead of queued data never interleaves partial frames.
+ * At most one pong waits ({@linkcode ClientQueue.pushPong}), and control frames count toward
+ * {@linkcode ClientQueue.bytes}: a client that pings faster than it reads cannot grow its queue.
  *
  * @example
  * ```ts
@@ -48,10 +50,11 @@ export interface QueueConsumer {
  * ```
  */
 export class ClientQueue {
-  /** Data bytes allowed to wait; {@linkcode ClientQueue.push} refuses beyond it. */
+  /** Bytes allowed to wait; {@linkcode ClientQueue.push} refuses data beyond it. */
   readonly maxBytes: number;
   #data: Uint8Array[] = NONE;
   #head = 0;
+  /** Bytes of the data and control frames waiting (not of the close frame). */
   #bytes = 0;
   #control: Uint8Array[] = NONE;
   #final: Uint8Array | null = null;
@@ -80,7 +83,7 @@ export class ClientQueue {
     this.#consumer = consumer;
   }
 
-  /** Data bytes waiting. */
+  /** Bytes waiting: data and control frames (the pending pong, a ping, the 101 response). */
   get bytes(): number {
     return this.#bytes;
   }
@@ -111,12 +114,40 @@ export class ClientQueue {
     return true;
   }
 
-  /** Queues a control frame (pong, ping) ahead of waiting data. Ignored once sealed. */
+  /**
+   * Queues a control frame (a heartbeat ping, the handshake response) ahead of waiting data.
+   * Ignored once sealed. Not for pongs: see {@linkcode ClientQueue.pushPong}.
+   */
   pushControl(frame: Uint8Array): void {
     if (this.#sealed) return;
     if (this.#control === NONE) this.#control = [];
     this.#control.push(frame);
+    this.#add(frame.length);
     this.#notify();
+  }
+
+  /**
+   * Queues a pong ahead of waiting data, or puts it in place of the pong that is still waiting
+   * (RFC 6455 §5.5.3: an endpoint may answer only the most recent ping). At most one pong then
+   * waits, whatever the rate of pings, and it still leaves through the consumer, after what was
+   * already taken. Returns true when it replaced a waiting pong; false when queued or sealed.
+   */
+  pushPong(frame: Uint8Array): boolean {
+    if (this.#sealed) return false;
+    const control = this.#control;
+    // The control list is short (the response, a ping, the pong): a scan costs less than a
+    // field on every idle client. A pong frame is the only entry that starts with 0x8A.
+    for (let i = 0; i < control.length; i++) {
+      if (control[i][0] === PONG_BYTE0) {
+        const before = this.#bytes;
+        this.#bytes += frame.length - control[i].length;
+        control[i] = frame;
+        this.#report(before, this.#bytes);
+        return true;
+      }
+    }
+    this.pushControl(frame);
+    return false;
   }
 
   /**
@@ -134,6 +165,8 @@ export class ClientQueue {
   /** Drops everything and seals the queue; a parked consumer is resumed, so it can end. */
   dispose(): void {
     this.#clearData();
+    this.#report(this.#bytes, 0);
+    this.#bytes = 0;
     this.#control = NONE;
     this.#final = null;
     this.#sealed = true;
@@ -162,6 +195,7 @@ export class ClientQueue {
     const parts: Uint8Array[] = this.#control === NONE ? [] : this.#control;
     let total = 0;
     for (const part of parts) total += part.length;
+    this.#bytes -= total;
     this.#control = NONE;
     const data = this.#data;
     while (this.#head < data.length) {
@@ -224,11 +258,20 @@ export class ClientQueue {
     this.#backlog?.update(before, after);
   }
 
+  /** Drops the waiting data frames; control frames stay (and keep their bytes counted). */
   #clearData(): void {
-    this.#report(this.#bytes, 0);
+    const data = this.#data;
+    let dropped = 0;
+    for (let i = this.#head; i < data.length; i++) dropped += data[i].length;
+    this.#report(this.#bytes, this.#bytes - dropped);
+    this.#bytes -= dropped;
     this.#data = NONE;
     this.#head = 0;
-    this.#bytes = 0;
+  }
+
+  #add(bytes: number): void {
+    this.#bytes += bytes;
+    this.#report(this.#bytes - bytes, this.#bytes);
   }
 
   /** Resumes the parked consumer now (the scheduler's flush calls this). */
@@ -252,6 +295,9 @@ export class ClientQueue {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The first byte of a pong frame: FIN and opcode 0xA (no RSV bits: the server uses none). */
+const PONG_BYTE0 = 0x8a;
 
 /**
  * The list of an empty queue, shared: an idle client then holds no arrays of its own. Frozen,

@@ -6,14 +6,19 @@
  * - `quit` — close with 1000;
  * - `subscribe NAME [EPOCH:ID]` — join a channel, resuming after EPOCH:ID when given;
  * - `unsubscribe NAME` — leave a channel;
- * - anything else is logged and acknowledged with "Server received: …".
- * A malformed command gets a JSON `{"error": …}` message, never a disconnect.
+ * - anything else is acknowledged with "Server received: …" (and logged at debug level, cut
+ *   short: at info a client could make the server log as fast as it sends).
+ * A malformed command gets a JSON `{"error": …}` message, never a disconnect. Every message
+ * counts toward `maxClientRate`; beyond it the client is closed with 1008 "rate limit".
  *
  * @module
  */
 import { CloseCode } from "../protocol/close.ts";
 import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { clockMs } from "../clock.ts";
+import { BURST_FACTOR, takeToken } from "./rate_limit.ts";
 import { runDemoFeed } from "./demo_feed.ts";
 import {
   type ChannelHub,
@@ -32,8 +37,15 @@ export interface PushHandlerOptions {
   hub: ChannelHub;
   /** Channels one client may be subscribed to at once. */
   maxSubscriptions: number;
+  /**
+   * Messages per second one client may send (a token bucket with a burst of twice that); beyond
+   * it the client is closed with 1008 "rate limit". 0 = unlimited.
+   */
+  maxClientRate: number;
   /** Where events are logged. */
   logger: Logger;
+  /** Where rate-limited clients are counted. */
+  metrics: Metrics;
 }
 
 /** The longest client text echoed into a log line. */
@@ -45,7 +57,7 @@ function sendError(c: Connection, error: string): void {
 
 /** Creates the handler of the push endpoint. */
 export function createPushHandler(options: PushHandlerOptions): ConnectionHandler {
-  const { hub, logger } = options;
+  const { hub, logger, maxClientRate } = options;
 
   function subscribe(c: Connection, channel: string, since: Position | undefined): void {
     if (!isValidChannelName(channel)) {
@@ -136,13 +148,34 @@ export function createPushHandler(options: PushHandlerOptions): ConnectionHandle
       hub.unsubscribeAll(c);
     },
     onMessage(c, message) {
+      // Every message costs the server a reply, and some a log line or a subscription: a client
+      // must not make it work as fast as the client can send.
+      if (maxClientRate > 0 && !takeToken(c, maxClientRate, clockMs())) {
+        options.metrics.rateLimited++;
+        logger.warn("client.rate_limited", {
+          client: c.id,
+          max_client_rate: maxClientRate,
+          burst: BURST_FACTOR * maxClientRate,
+        });
+        // The messages within the rate keep their replies; the rest are read but not answered.
+        c.close(CloseCode.PolicyViolation, "rate limit");
+        return;
+      }
       if (message.type === "binary") {
-        logger.info("client.message", { client: c.id, binary_bytes: message.data.length });
+        if (logger.enabled("debug")) {
+          logger.debug("client.message", { client: c.id, binary_bytes: message.data.length });
+        }
         c.sendText(`Server received ${message.data.length} bytes of binary data`);
         return;
       }
       if (command(c, message.data)) return;
-      logger.info("client.message", { client: c.id, text: message.data.slice(0, PREVIEW_CHARS) });
+      if (logger.enabled("debug")) {
+        logger.debug("client.message", {
+          client: c.id,
+          text: message.data.slice(0, PREVIEW_CHARS),
+          text_chars: message.data.length,
+        });
+      }
       c.sendText(`Server received: ${message.data}`);
     },
   };

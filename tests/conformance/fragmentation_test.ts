@@ -254,7 +254,7 @@ conformance("5.23", "text message in 1-byte fragments is echoed whole", async (c
 
 conformance(
   "5.24",
-  "fragmented binary with 10 pings between fragments: 10 pongs in order, then the echo",
+  "fragmented binary with 10 pings between fragments: pongs in order, then the echo",
   async (c) => {
     const frames: Uint8Array[] = [clientFrame(Op.Binary, pattern(10), false)];
     for (let i = 0; i < 10; i++) {
@@ -262,7 +262,7 @@ conformance(
       frames.push(clientFrame(Op.Continuation, pattern(10), i === 9));
     }
     await c.send(...frames);
-    for (let i = 0; i < 10; i++) await c.expectPong(`ping ${i}`);
+    await c.expectPongsOf(...Array.from({ length: 10 }, (_, i) => `ping ${i}`));
     const expected = new Uint8Array(110);
     for (let i = 0; i < 11; i++) expected.set(pattern(10), i * 10);
     await c.expectBinary(expected);

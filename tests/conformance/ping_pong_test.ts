@@ -1,7 +1,8 @@
 /**
  * Conformance, pings and pongs (Autobahn category 2, RFC 6455 §5.5.2–§5.5.3): a ping is answered
  * by a pong with the same payload, a control frame over 125 bytes fails the connection, an
- * unsolicited pong is ignored.
+ * unsolicited pong is ignored. Pings that arrive before the pong of an earlier one was written
+ * may be answered by one pong, of the most recent (§5.5.3): at most one pong waits per client.
  */
 import { clientFrame, conformance, Op, pattern, rawFrame } from "../support/conformance.ts";
 
@@ -76,25 +77,41 @@ conformance(
   },
 );
 
-conformance("2.10", "10 pings in a row are answered by 10 pongs, in order", async (c) => {
+conformance("2.10", "10 pings in a row: pongs in order, the last ping answered", async (c) => {
   const payloads = Array.from({ length: 10 }, (_, i) => `payload-${i}`);
   await c.send(...payloads.map((p) => clientFrame(Op.Ping, p)));
-  for (const p of payloads) await c.expectPong(p);
+  await c.expectPongsOf(...payloads);
+  // Nothing else is pending: the next echo is the next thing back.
+  await c.send(clientFrame(Op.Text, "after the pings"));
+  await c.expectText("after the pings");
+});
+
+conformance("2.10b", "10 pings sent one at a time, each awaited, get 10 pongs", async (c) => {
+  for (let i = 0; i < 10; i++) {
+    await c.send(clientFrame(Op.Ping, `payload-${i}`));
+    await c.expectPong(`payload-${i}`);
+  }
 });
 
 conformance(
   "2.11",
-  "10 pings written one byte at a time are answered by 10 pongs, in order",
+  "10 pings written one byte at a time: pongs in order, the last ping answered",
   async (c) => {
     const payloads = Array.from({ length: 10 }, (_, i) => `payload-${i}`);
     await c.sendByteByByte(...payloads.map((p) => clientFrame(Op.Ping, p)));
-    for (const p of payloads) await c.expectPong(p);
+    await c.expectPongsOf(...payloads);
   },
 );
 
 conformance("2.12", "pings with every payload length from 0 to 125 are answered", async (c) => {
-  for (let n = 0; n <= 125; n++) await c.send(clientFrame(Op.Ping, pattern(n)));
-  for (let n = 0; n <= 125; n++) await c.expectPong(pattern(n));
+  // Each awaited, so each gets its own pong (pings sent together may be answered by the last).
+  for (let n = 0; n <= 125; n++) {
+    await c.send(clientFrame(Op.Ping, pattern(n)));
+    await c.expectPong(pattern(n));
+  }
+  const all = Array.from({ length: 126 }, (_, n) => pattern(n));
+  await c.send(...all.map((p) => clientFrame(Op.Ping, p)));
+  await c.expectPongsOf(...all);
 });
 
 conformance(

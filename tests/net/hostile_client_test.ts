@@ -300,6 +300,94 @@ Deno.test("a slow but steadily reading client is not cut off by --send-timeout",
   assertEquals(timedOut, undefined, "no send timeout for a client that keeps reading");
 });
 
+Deno.test("a client that floods /echo without reading is paused, not dropped, and gets every echo once it reads", async () => {
+  // Its echoes fill the socket buffers, then its queue: past half of --max-queue-bytes the
+  // server stops reading from it (its TCP window fills and its writes block) instead of
+  // answering, so its own replies never make it a slow consumer.
+  const maxQueue = 256 * 1024;
+  await using server = await startTestServer(["--max-queue-bytes", "256KiB"]);
+  const from = server.logs.length;
+  await using client = await RawClient.open(server.wsAddr.port, "/echo");
+  const id = await serverClientId(server, from, client.conn.localAddr.port);
+  const connection = [...server.ws.clients].find((c) => c.id === id)!;
+  const messages = 16 * 1024;
+  const frames = concatAll(
+    Array.from(
+      { length: messages },
+      (_, i) => clientFrame(Opcode.Binary, new Uint8Array(1024).fill(i & 0xff)),
+    ),
+  );
+  let maxQueued = 0;
+  const sampler = setInterval(() => maxQueued = Math.max(maxQueued, connection.queuedBytes), 1);
+  const writing = client.write(frames).then(() => "written", (err: Error) => err);
+  try {
+    // (Without the pause, the queue overflows instead and the client is closed as slow.)
+    await pollUntil(
+      () => server.metrics.readsPaused > 0 || connection.state !== "open",
+      10_000,
+      "reading from the flooder paused",
+    );
+    assertEquals(connection.state, "open", "the flooder is not dropped");
+    // Now it reads: every echo arrives, in order.
+    for (let i = 0; i < messages; i++) {
+      const event = await withDeadline(client.next(), 5000, `echo ${i}`);
+      if (event.type !== "binary") throw new Error(`echo ${i}: got ${event.type}`);
+      assertEquals([event.data.length, event.data[0]], [1024, i & 0xff], `echo ${i}`);
+    }
+    assertEquals(await writing, "written", "the flooder's writes all went through");
+  } finally {
+    clearInterval(sampler);
+  }
+  await client.write(clientFrame(Opcode.Text, "still here"));
+  assertEquals(await withDeadline(client.next(), 5000, "the last echo"), {
+    type: "text",
+    data: "still here",
+  });
+  assertEquals(countLogs(server, "client.slow_consumer"), 0, "no slow consumer");
+  assert(maxQueued <= maxQueue, `the queue held ${maxQueued} bytes, over ${maxQueue}`);
+  console.log(
+    `echo flood: ${messages} KiB through a 256 KiB queue; reading paused ` +
+      `${server.metrics.readsPaused} times; queue at most ${maxQueued} B`,
+  );
+});
+
+Deno.test("a paused flooder that never reads is ended by --send-timeout, and its connection finishes", async () => {
+  await using server = await startTestServer([
+    "--max-queue-bytes",
+    "256KiB",
+    "--send-timeout",
+    "500ms",
+    "--close-timeout",
+    "300ms",
+  ]);
+  const from = server.logs.length;
+  await using client = await RawClient.open(server.wsAddr.port, "/echo");
+  const id = await serverClientId(server, from, client.conn.localAddr.port);
+  const connection = [...server.ws.clients].find((c) => c.id === id)!;
+  const frame = clientFrame(Opcode.Binary, new Uint8Array(16 * 1024));
+  const flooding = (async () => {
+    try {
+      while (true) await client.write(frame);
+    } catch {
+      // Reset by the server.
+    }
+  })();
+  // Paused with no read pending: only the writer's deadline can end it, and ending it must end
+  // the paused read loop too, or the connection would never finish.
+  await pollUntil(
+    () => server.metrics.readsPaused > 0 || connection.state !== "open",
+    10_000,
+    "reading from the flooder paused",
+  );
+  assertGreater(server.metrics.readsPaused, 0, "reading paused");
+  assertEquals(connection.state, "open", "paused, not dropped as slow");
+  await withDeadline(connection.finished, 10_000, "the paused connection's end");
+  await waitForLogSince(server, from, `client.send_timeout client=${id}`, 1000);
+  assert(![...server.ws.clients].some((c) => c.id === id), "the flooder was removed");
+  client.close();
+  await flooding;
+});
+
 Deno.test("1,000 connections reset mid-frame leave no client, no error and no unhandled rejection", async () => {
   const total = 1000;
   const batch = 50;

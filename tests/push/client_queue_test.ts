@@ -94,3 +94,52 @@ Deno.test("ClientQueue writes large frames on their own instead of copying them 
   assert(q.take() === large, "the same buffer, not a copy");
   assertEquals(q.take(), bytes(2, 3));
 });
+
+/** A pong frame as the connection encodes it (FIN + opcode 0xA, 7-bit length). */
+const pong = (...payload: number[]) => bytes(0x8a, payload.length, ...payload);
+
+Deno.test("ClientQueue keeps one pong: a newer ping's pong takes the waiting one's place", () => {
+  const q = new ClientQueue(1024);
+  q.pushControl(bytes(0x48)); // the handshake response, first
+  q.push(bytes(1));
+  assertEquals(q.pushPong(pong(10)), false, "the first pong is queued");
+  assertEquals(q.pushPong(pong(11, 11)), true, "a second replaces it");
+  assertEquals(q.pushPong(pong(12)), true, "and a third");
+  assertEquals(q.bytes, 1 + 1 + 3, "only the last pong counts");
+  // In order, through the one consumer: the response, the newest pong, then the data.
+  assertEquals(q.take(), bytes(0x48, 0x8a, 1, 12, 1));
+  // Taken means on its way to the socket: the next ping gets a pong of its own.
+  assertEquals(q.pushPong(pong(13)), false);
+  assertEquals(q.take(), pong(13));
+  assertEquals(q.take(), null);
+});
+
+Deno.test("ClientQueue keeps a heartbeat ping when a pong replaces the waiting pong", () => {
+  const q = new ClientQueue(1024);
+  q.pushPong(pong(1));
+  q.pushControl(bytes(0x89, 0)); // a heartbeat ping
+  q.pushPong(pong(2));
+  assertEquals(q.take(), bytes(0x8a, 1, 2, 0x89, 0));
+});
+
+Deno.test("ClientQueue counts control frames in its bytes and against its limit", () => {
+  const q = new ClientQueue(10);
+  q.pushControl(bytes(0x48, 0x54, 0x54, 0x50));
+  assertEquals(q.bytes, 4);
+  assert(!q.push(new Uint8Array(7)), "4 control + 7 data bytes exceed 10");
+  assert(q.push(new Uint8Array(6)));
+  assertEquals(q.bytes, 10);
+  q.seal(bytes(0x88, 0), true);
+  assertEquals(q.bytes, 4, "discarding data keeps the control frames and their bytes");
+  assertEquals(q.take()?.length, 4 + 2);
+  assertEquals(q.bytes, 0);
+  q.dispose();
+  assertEquals(q.bytes, 0);
+});
+
+Deno.test("ClientQueue takes no pong once sealed", () => {
+  const q = new ClientQueue(1024);
+  q.seal(bytes(0x88, 0), false);
+  assertEquals(q.pushPong(pong(1)), false);
+  assertEquals(q.take(), bytes(0x88, 0));
+});

@@ -454,6 +454,30 @@ export class ConformanceClient implements AsyncDisposable {
   }
 
   /**
+   * Asserts the answer to pings sent together, with distinct `payloads`: pongs in ping order
+   * ending with the pong of the last ping. The server may skip pings whose pong it had not yet
+   * written when a newer ping came: §5.5.3 lets an endpoint answer only the most recent one
+   * (Autobahn 2.10 and 2.11 count that as "non-strict", not as a failure). Returns how many
+   * pongs came.
+   */
+  async expectPongsOf(...payloads: (Uint8Array | string)[]): Promise<number> {
+    const wanted = payloads.map((p) => typeof p === "string" ? utf8(p) : p);
+    const same = (a: Uint8Array, b: Uint8Array) =>
+      a.length === b.length && a.every((byte, i) => byte === b[i]);
+    let at = -1;
+    let pongs = 0;
+    while (at < wanted.length - 1) {
+      const event = await this.next();
+      if (event.type !== "pong") fail(`expected a pong, got ${describe(event)}`);
+      pongs++;
+      const index = wanted.findIndex((p, i) => i > at && same(p, event.payload));
+      if (index === -1) fail(`a pong of ${event.payload.length} bytes answers no later ping`);
+      at = index;
+    }
+    return pongs;
+  }
+
+  /**
    * Asserts the server echoes our close (§5.5.1) with exactly `code` and `reason` (code null:
    * an empty payload) and then closes TCP, sending nothing else.
    */
