@@ -157,11 +157,20 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
 /** Start-up warnings for a server reachable from other machines without the protection it needs. */
 function warnAboutExposure(config: Config, logger: Logger): void {
   const wildcard = config.hostname === "0.0.0.0" || config.hostname === "::";
-  if (!isLoopbackHost(config.hostname.replace(/^\[(.*)\]$/, "$1")) && !config.publishToken) {
+  const loopback = isLoopbackHost(config.hostname.replace(/^\[(.*)\]$/, "$1"));
+  if (!loopback && !config.publishToken) {
     logger.warn("publish.unprotected", {
       hostname: config.hostname,
       reason: "bound beyond loopback without --publish-token: anyone who reaches the HTTP port " +
-        "through a proxy on this machine can publish",
+        "can publish",
+    });
+  } else if (!config.publishToken && (config.publicHosts.length > 0 || config.publicWsUrl)) {
+    // Public names on a loopback bind mean a proxy on this machine: its clients look like
+    // loopback, so without a token anyone it forwards /publish for could publish.
+    logger.warn("publish.unprotected", {
+      hostname: config.hostname,
+      reason: "public names without --publish-token: a proxy on this machine that forwards " +
+        "/publish makes every client look like loopback",
     });
   }
   if (wildcard && config.publicHosts.length === 0 && !config.publicWsUrl) {

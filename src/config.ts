@@ -421,7 +421,9 @@ export function parseConfig(
     const m = /^--([a-z][a-z-]*)(?:=(.*))?$/.exec(arg);
     const spec = m && OPTIONS.find((o) => o.flag === m[1]);
     if (!m || !spec) {
-      throw new ConfigError(`Unknown option "${arg}". Run with --help to list them.`);
+      // Only the name: the value of a mistyped flag may be a secret.
+      const name = arg.split("=")[0].slice(0, 80);
+      throw new ConfigError(`Unknown option "${name}". Run with --help to list them.`);
     }
     let value = m[2];
     if (value === undefined) {

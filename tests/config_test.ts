@@ -105,6 +105,13 @@ Deno.test("a bad --redis URL is refused without its password, from a flag or the
       assertStringIncludes(err.message, "***@");
     }
   }
+  // A mistyped flag is named without its value, which may be the secret itself.
+  const typo = assertThrows(
+    () => parseConfig(["--redis-url=redis://:hunter2@h"], noEnv),
+    ConfigError,
+  );
+  assert(!typo.message.includes("hunter2"), typo.message);
+  assertStringIncludes(typo.message, '"--redis-url"');
   // The URL from the issue is valid (a trailing "/" is database 0): accepted, not printed.
   assertEquals(
     parseConfig(["--redis", "redis://:secret@host:6379/"], noEnv).redis,

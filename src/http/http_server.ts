@@ -99,10 +99,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   });
   const hosts = options.allowedHosts ?? hostPolicy(options.hostname);
   let draining = false;
+  let boundPort = 0; // known once listening, before the first request
   const handler = (request: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> => {
     // DNS rebinding: a page on another site reaches us under its own name. Checked before
     // anything else, so such a page can neither read (/config.json, /metrics) nor publish.
-    const host = requestHost(request);
+    const host = requestHost(request, boundPort);
     if (host !== null && !isHostAllowed(host, hosts)) {
       options.metrics.httpRejected.inc(421);
       logger.warn("http.rejected", {
@@ -122,7 +123,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     if (url.pathname === "/config.json") {
       return json({
         wsUrl: options.publicWsUrl || webSocketUrl(
-          request.headers.get("host"),
+          host, // HTTP/2 has no Host header: its :authority is in the URL
           options.hostname,
           options.wsPort,
           options.tls !== undefined,
@@ -161,6 +162,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     onListen: () => {},
   }, handler);
   const addr = server.addr as Deno.NetAddr;
+  boundPort = addr.port;
   logger.info("http.listening", { address: `${addr.hostname}:${addr.port}` });
   return {
     addr,
@@ -176,13 +178,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
  * `:authority`); null for an HTTP/1.0 request without Host, which a browser never sends and
  * which therefore cannot come from a rebound name.
  */
-function requestHost(request: Request): string | null {
+export function requestHost(request: Request, port: number): string | null {
   const header = request.headers.get("host");
   if (header !== null) return header;
   const url = request.url;
   const start = url.indexOf("//") + 2;
   const end = url.indexOf("/", start);
   const authority = url.slice(start, end < 0 ? undefined : end);
-  // Without any Host Deno makes up "localhost:<port>".
-  return authority.startsWith("localhost:") ? null : authority;
+  // Without any Host Deno makes up "localhost:<port>" (our own port); anything else is checked.
+  return authority === `localhost:${port}` ? null : authority;
 }

@@ -154,7 +154,7 @@ export function createPublishHandler(options: PublishOptions) {
       }
       return;
     }
-    const m = /^Bearer (.+)$/.exec(request.headers.get("authorization") ?? "");
+    const m = /^bearer +(.+)$/i.exec(request.headers.get("authorization") ?? ""); // RFC 7235: any case
     if (!m || !timingSafeEqual(await sha256(m[1]), await tokenDigest)) {
       throw new PublishError(401, "A valid Authorization: Bearer <token> header is required.", {
         "www-authenticate": 'Bearer realm="publish"',

@@ -99,7 +99,11 @@ function isIpv6(host: string): boolean {
 /** Whether `address` (IPv6 without brackets) is a loopback address or `localhost`. */
 export function isLoopbackHost(address: string): boolean {
   const a = address.toLowerCase();
-  return a === "localhost" || a === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(a);
+  if (a === "localhost" || a === "::1") return true;
+  // IPv4-mapped IPv6, in the dotted form and in the hex form browsers normalise it to.
+  const v4 = a.startsWith("::ffff:") ? a.slice(7) : a;
+  if (/^7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(v4)) return true;
+  return isIpv4(v4) && v4.startsWith("127.");
 }
 
 /**
@@ -264,7 +268,7 @@ export function validateUpgrade(
   }
   const origin = h.get("origin");
   if (origin !== undefined && !isOriginAllowed(origin, h.get("host")!, options)) {
-    return { status: 403, reason: `Origin ${origin} is not allowed.` };
+    return { status: 403, reason: `Origin ${origin.slice(0, 200)} is not allowed.` };
   }
   // "?" alone is no query, as in URL.search.
   const search = q < 0 || q === target.length - 1 ? "" : target.slice(q);

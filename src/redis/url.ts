@@ -38,8 +38,12 @@ const MAX_DB = 2 ** 31 - 1;
  */
 export function redactUrl(url: string): string {
   const at = url.lastIndexOf("@");
-  if (at === -1) return url;
   const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:(\/\/)?/.exec(url)?.[0] ?? "";
+  if (at === -1) {
+    // No user info, or a URL broken where a password may still be (`redis://:secret`, a host
+    // forgotten): only a plain host[:port][/db] is shown.
+    return /^[A-Za-z0-9.-]*(:\d*)?(\/\d*)?$/.test(url.slice(scheme.length)) ? url : `${scheme}***`;
+  }
   const start = scheme.length <= at ? scheme.length : 0;
   const userinfo = url.slice(start, at);
   const colon = userinfo.indexOf(":");

@@ -1,8 +1,9 @@
 /**
  * The page server: the page, its assets and /config.json with correct content types.
  */
-import { assertEquals, assertStringIncludes } from "@std/assert";
-import { webSocketUrl } from "../../src/http/http_server.ts";
+import { assert, assertEquals, assertStringIncludes } from "@std/assert";
+import { requestHost, webSocketUrl } from "../../src/http/http_server.ts";
+import { STATIC_FILES } from "../../src/http/static_files.ts";
 import { Opcode } from "../../src/protocol/opcode.ts";
 import { clientFrame, RawClient } from "../support/raw_client.ts";
 import { startRedisServer } from "../support/redis_server.ts";
@@ -142,4 +143,33 @@ Deno.test("/readyz answers 503 while Redis is unreachable, 200 again once it is 
   assertEquals((await health.json()).status, "degraded");
   await redis.restart();
   await (await waitForStatus(server.httpUrl + "/readyz", 200)).body?.cancel();
+});
+
+Deno.test("the README's proxy example forwards the page's files and nothing of the API", async () => {
+  const readme = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
+  const m = /location ~ (\^\/\S+\$) \{/.exec(readme);
+  assert(m, "the nginx example has a location regex for the page");
+  const page = new RegExp(m[1]);
+  for (const path of Object.keys(STATIC_FILES)) assert(page.test(path), `${path} is proxied`);
+  for (const path of ["/publish", "/metrics", "/healthz", "/readyz", "/echo", "/x/client.js"]) {
+    assert(!page.test(path), `${path} is not proxied`);
+  }
+});
+
+Deno.test("requestHost: the Host header, else HTTP/2's authority; Deno's stand-in is no host", () => {
+  const withHost = new Request("http://localhost:8080/", { headers: { host: "push.example" } });
+  assertEquals(requestHost(withHost, 8080), "push.example");
+  // HTTP/2 carries the host in :authority, which Deno puts in the URL; there is no Host header.
+  assertEquals(
+    requestHost(new Request("https://push.example:8443/config.json"), 8443),
+    "push.example:8443",
+  );
+  // Not skipped as the stand-in: checked, and refused as no host name.
+  assertEquals(
+    requestHost(new Request("https://localhost:1@evil.example/"), 8080),
+    "localhost:1@evil.example",
+  );
+  // Without any Host, Deno makes up localhost:<our port>: nothing a browser could have sent.
+  assertEquals(requestHost(new Request("http://localhost:8080/"), 8080), null);
+  assertEquals(requestHost(new Request("http://localhost:9999/"), 8080), "localhost:9999");
 });

@@ -522,3 +522,13 @@ Deno.test("validateUpgrade matches the path exactly: no dot segments, no percent
   assertEquals(assertAccepted(upgrade({}, "GET /echo?a=1?b HTTP/1.1")).search, "?a=1?b");
   assertEquals(assertAccepted(upgrade({}, "GET /echo HTTP/1.1")).search, "");
 });
+
+Deno.test("loopback hosts: only real 127/8 addresses, and mapped IPv6 in both forms", () => {
+  const policy = hostPolicy("127.0.0.1");
+  for (const host of ["[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "127.255.255.254"]) {
+    assert(isHostAllowed(host, policy), host);
+  }
+  for (const host of ["127.0.0.1111", "127.999.0.1", "127.0.0", "[::ffff:8000:1]"]) {
+    assert(!isHostAllowed(host, policy), host);
+  }
+});

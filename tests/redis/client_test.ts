@@ -263,6 +263,10 @@ Deno.test("redactUrl hides the password whatever characters it holds", () => {
   ];
   for (const [url, redacted] of cases) assertEquals(redactUrl(url), redacted, url);
   assert(!parseRedisUrlError("redis://:p@ss/zq9x@h").includes("zq9x"), "path part of a password");
+  // Without "@", only a plain host[:port][/db] is shown: a forgotten host leaves the secret bare.
+  assertEquals(redactUrl("redis://:Sup3rS3cret"), "redis://***");
+  assertEquals(redactUrl("redis://h:Sup3rS3cret"), "redis://***");
+  assertEquals(redactUrl("redis://cache.internal:6379/0"), "redis://cache.internal:6379/0");
 });
 
 function parseRedisUrlError(url: string): string {
