@@ -84,7 +84,10 @@ export class MessageReader implements FrameSink {
     );
   }
 
-  /** Bytes held for incomplete frames and messages (buffer sizes): at most the limit + 125. */
+  /**
+   * Bytes held for incomplete frames and messages, counted as buffer sizes (what they cost, not
+   * only the payload in them): at most the message limit plus a control frame's 125 bytes.
+   */
   get bufferedBytes(): number {
     return this.#parser.bufferedBytes + this.#buffer.length + this.#control.length;
   }
