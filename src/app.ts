@@ -75,6 +75,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     maxHeaderBytes: config.maxHeaderBytes,
     handshakeTimeout: config.handshakeTimeout,
     maxMessageBytes: config.maxMessageBytes,
+    maxFragments: config.maxFragments,
     maxQueueBytes: config.maxQueueBytes,
     closeTimeout: config.closeTimeout,
     sendTimeout: config.sendTimeout,

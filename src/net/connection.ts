@@ -47,6 +47,8 @@ export interface ConnectionHandler {
 export interface ConnectionOptions {
   /** Largest message accepted (1009 beyond). */
   maxMessageBytes: number;
+  /** Most frames one message may be split into (1009 beyond). */
+  maxFragments: number;
   /** Bytes that may wait in the outgoing queue (slow consumer beyond). */
   maxQueueBytes: number;
   /** How long to wait for the peer's close frame after sending ours. */
@@ -494,7 +496,11 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
   #feed(bytes: Uint8Array): boolean {
     try {
       this.#reader ??= new MessageReader(
-        { role: "server", maxMessageBytes: this.#options.maxMessageBytes },
+        {
+          role: "server",
+          maxMessageBytes: this.#options.maxMessageBytes,
+          maxFragments: this.#options.maxFragments,
+        },
         (event) => this.#onEvent(event),
       );
       this.#reader.push(bytes);

@@ -51,6 +51,8 @@ export interface WebSocketServerOptions {
   handshakeTimeout: number;
   /** Largest client message (1009 beyond). */
   maxMessageBytes: number;
+  /** Most frames in one client message (1009 beyond). */
+  maxFragments: number;
   /** Outgoing bytes per client before it is a slow consumer. */
   maxQueueBytes: number;
   /** Wait for the peer's close frame. */
@@ -381,6 +383,7 @@ export class WebSocketServer {
       const o = this.#options;
       options = {
         maxMessageBytes: o.maxMessageBytes,
+        maxFragments: o.maxFragments,
         maxQueueBytes: o.maxQueueBytes,
         closeTimeout: o.closeTimeout,
         sendTimeout: o.sendTimeout,

@@ -20,6 +20,7 @@ export const PROTOCOL_FAILURES = {
   "bad-close-code": [CloseCode.ProtocolError, "invalid close code"],
   "bad-utf8": [CloseCode.InvalidPayload, "invalid UTF-8"],
   "message-too-big": [CloseCode.MessageTooBig, "message too big"],
+  "too-many-fragments": [CloseCode.MessageTooBig, "too many fragments"],
 } as const;
 
 /** A stable identifier of a protocol failure (a key of {@linkcode PROTOCOL_FAILURES}). */

@@ -1,15 +1,16 @@
 /**
  * Message assembly (RFC 6455 §5.4–§5.6): frames in, messages and control events out.
- * Enforces the fragmentation rules, validates text as UTF-8 while it arrives (so invalid bytes
- * fail the connection with 1007 before the message ends) and bounds message size (1009).
+ * Enforces the fragmentation rules, validates text as UTF-8 while its bytes arrive (so an
+ * invalid byte fails the connection with 1007 at once, even in the middle of a frame) and
+ * bounds message size and fragment count (1009).
  *
  * @module
  */
-import { concatBytes } from "../bytes.ts";
 import { parseClosePayload } from "./close.ts";
 import { ProtocolError } from "./errors.ts";
-import { type Frame, FrameParser } from "./frame_parser.ts";
-import { Opcode } from "./opcode.ts";
+import { FrameParser, type FrameSink, growBuffer, unmaskInto } from "./frame_parser.ts";
+import { isControlOpcode, Opcode } from "./opcode.ts";
+import { UTF8_BOUNDARY, UTF8_INVALID, validateUtf8 } from "./utf8.ts";
 
 /** What a peer's bytes turn into. Data messages are whole; control events carry their payload. */
 export type WebSocketEvent =
@@ -25,12 +26,21 @@ export interface MessageReaderOptions {
   role: "server" | "client";
   /** The largest message, summed over its fragments; more fails with 1009. */
   maxMessageBytes: number;
+  /** The most frames one message may be split into; more fails with 1009 (default: no limit). */
+  maxFragments?: number;
 }
+
+const EMPTY: Uint8Array = new Uint8Array(0);
 
 /**
  * Turns the byte stream of one connection into {@linkcode WebSocketEvent}s, handed to `onEvent`
  * synchronously and in order. Throws {@linkcode ProtocolError} (with its close code) when the
  * peer breaks the protocol. After a close event, any further bytes are ignored (§5.5.1).
+ *
+ * Every fragment of a message is written into one buffer that grows with the bytes received
+ * (doubling, capped at the message limit), so a message costs about its size however it is
+ * fragmented, and nothing is allocated for bytes a header merely announces. The buffer is let
+ * go when the message is handed out: an idle reader holds no buffer.
  *
  * @example
  * ```ts
@@ -40,32 +50,46 @@ export interface MessageReaderOptions {
  * reader.push(new Uint8Array([0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]));
  * ```
  */
-export class MessageReader {
+export class MessageReader implements FrameSink {
   readonly #parser: FrameParser;
   readonly #maxMessageBytes: number;
+  readonly #maxFragments: number;
   readonly #onEvent: (event: WebSocketEvent) => void;
-  /** The opcode of the fragmented message in progress, or 0 when none. */
+  /** The opcode of the data message in progress, or 0 when none. */
   #messageOpcode = 0;
-  #messageBytes = 0;
-  #binaryParts: Uint8Array[] = [];
-  #text = "";
-  /** A streaming decoder, only while a fragmented text message arrives (idle readers hold none). */
-  #decoder: TextDecoder | null = null;
+  /** Frames of the message in progress so far. */
+  #fragments = 0;
+  /** The message so far: its first `#length` bytes. */
+  #buffer = EMPTY;
+  #length = 0;
+  /** How large the buffer may grow for the current frame: the message's size if it is final. */
+  #growLimit = 0;
+  /** The UTF-8 state of a text message so far (see `validateUtf8`). */
+  #utf8 = UTF8_BOUNDARY;
+  /** The opcode of the frame being read, and whether it is final. */
+  #frameOpcode = 0;
+  #frameFin = false;
+  /** A control frame's payload while it arrives (at most 125 bytes, §5.5). */
+  #control = EMPTY;
   #closed = false;
 
   /** Creates a reader that hands each event to `onEvent`. */
   constructor(options: MessageReaderOptions, onEvent: (event: WebSocketEvent) => void) {
     this.#maxMessageBytes = options.maxMessageBytes;
+    this.#maxFragments = options.maxFragments ?? Infinity;
     this.#onEvent = onEvent;
     this.#parser = new FrameParser(
       { role: options.role, maxPayloadBytes: options.maxMessageBytes },
-      (frame) => this.#onFrame(frame),
+      this,
     );
   }
 
-  /** Bytes held for incomplete frames and messages: bounded by about twice the message limit. */
+  /**
+   * Bytes held for incomplete frames and messages, counted as buffer sizes (what they cost, not
+   * only the payload in them): at most the message limit plus a control frame's 125 bytes.
+   */
   get bufferedBytes(): number {
-    return this.#parser.bufferedBytes + this.#messageBytes;
+    return this.#parser.bufferedBytes + this.#buffer.length + this.#control.length;
   }
 
   /** Whether a close frame was received (later bytes are ignored). */
@@ -75,84 +99,101 @@ export class MessageReader {
 
   /** Feeds the next chunk read from the socket. Throws {@linkcode ProtocolError}. */
   push(chunk: Uint8Array): void {
-    if (this.#closed) return;
-    try {
-      this.#parser.push(chunk);
-    } catch (err) {
-      // Bytes after the close frame in the same chunk are ignored too, even if they are invalid.
-      if (!(this.#closed && err instanceof ProtocolError)) throw err;
-    }
+    if (!this.#closed) this.#parser.push(chunk);
   }
 
-  #onFrame(frame: Frame): void {
-    if (this.#closed) return;
-    switch (frame.opcode) {
-      case Opcode.Text:
-      case Opcode.Binary:
-        if (this.#messageOpcode !== 0) throw new ProtocolError("expected-continuation");
-        if (frame.fin) return this.#emitWhole(frame.opcode, frame.payload);
-        this.#messageOpcode = frame.opcode;
-        return this.#addFragment(frame.payload, false);
-      case Opcode.Continuation:
-        if (this.#messageOpcode === 0) throw new ProtocolError("unexpected-continuation");
-        return this.#addFragment(frame.payload, frame.fin);
-      case Opcode.Ping:
-        return this.#onEvent({ type: "ping", payload: frame.payload });
-      case Opcode.Pong:
-        return this.#onEvent({ type: "pong", payload: frame.payload });
-      case Opcode.Close: {
-        const parsed = parseClosePayload(frame.payload);
-        if ("error" in parsed) throw new ProtocolError(parsed.error);
-        this.#closed = true;
-        return this.#onEvent({ type: "close", code: parsed.code, reason: parsed.reason });
-      }
-    }
-  }
-
-  #emitWhole(opcode: number, payload: Uint8Array): void {
-    if (opcode === Opcode.Binary) return this.#onEvent({ type: "binary", data: payload });
-    this.#onEvent({ type: "text", data: this.#decode(payload, false) });
-  }
-
-  #addFragment(payload: Uint8Array, fin: boolean): void {
-    this.#messageBytes += payload.length;
-    if (this.#messageOpcode === Opcode.Text) {
-      // Decoding each fragment as it arrives fails fast on invalid bytes and holds no raw bytes;
-      // `stream: true` keeps a sequence split across fragments pending until its next bytes.
-      this.#text += this.#decode(payload, !fin);
-    } else if (payload.length > 0) {
-      this.#binaryParts.push(payload);
-    }
-    if (!fin) {
-      this.#parser.maxPayloadBytes = this.#maxMessageBytes - this.#messageBytes;
+  /** Part of {@linkcode FrameSink}: checks a frame's header against the message in progress. */
+  frameStart(fin: boolean, opcode: number, length: number): void {
+    this.#frameOpcode = opcode;
+    this.#frameFin = fin;
+    if (isControlOpcode(opcode)) {
+      // Bounded by §5.5 (the parser rejected more than 125 bytes), so allocated whole.
+      this.#control = new Uint8Array(length);
       return;
     }
-    const event: WebSocketEvent = this.#messageOpcode === Opcode.Text
-      ? { type: "text", data: this.#text }
-      : { type: "binary", data: concatBytes(this.#binaryParts, this.#messageBytes) };
-    this.#messageOpcode = 0;
-    this.#messageBytes = 0;
-    this.#binaryParts = [];
-    this.#text = "";
-    this.#parser.maxPayloadBytes = this.#maxMessageBytes;
-    this.#onEvent(event);
+    // Checked on the header, before any payload byte is buffered.
+    if (opcode === Opcode.Continuation) {
+      if (this.#messageOpcode === 0) throw new ProtocolError("unexpected-continuation");
+    } else {
+      if (this.#messageOpcode !== 0) throw new ProtocolError("expected-continuation");
+      this.#messageOpcode = opcode;
+    }
+    if (++this.#fragments > this.#maxFragments) throw new ProtocolError("too-many-fragments");
+    if (length > this.#maxMessageBytes - this.#length) throw new ProtocolError("message-too-big");
+    // A final frame says exactly how large the message ends up: growth stops there, so the
+    // buffer ends full and is handed out without a trimming copy.
+    this.#growLimit = fin ? this.#length + length : this.#maxMessageBytes;
   }
 
-  #decode(bytes: Uint8Array, stream: boolean): string {
+  /** Part of {@linkcode FrameSink}: stores payload bytes, checking text as they arrive. */
+  framePayload(chunk: Uint8Array, from: number, count: number, key: number, offset: number): void {
+    if (isControlOpcode(this.#frameOpcode)) {
+      unmaskInto(this.#control, offset, chunk, from, count, key, offset);
+      return;
+    }
+    const at = this.#length;
+    const end = at + count;
+    if (end > this.#buffer.length) {
+      this.#buffer = growBuffer(this.#buffer, at, end, this.#growLimit);
+    }
+    unmaskInto(this.#buffer, at, chunk, from, count, key, offset);
+    this.#length = end;
+    // A text message whose bytes all came in this one piece is validated by the decoding
+    // right after, in the same push: checking it twice would only cost time.
+    if (
+      this.#messageOpcode === Opcode.Text &&
+      !(this.#frameFin && at === 0 && end === this.#growLimit)
+    ) {
+      const state = validateUtf8(this.#utf8, this.#buffer, at, end);
+      if (state === UTF8_INVALID) throw new ProtocolError("bad-utf8");
+      this.#utf8 = state;
+    }
+  }
+
+  /** Part of {@linkcode FrameSink}: emits a control event, or the message after its last frame. */
+  frameEnd(): void {
+    const opcode = this.#frameOpcode;
+    if (isControlOpcode(opcode)) {
+      const payload = this.#control;
+      this.#control = EMPTY;
+      if (opcode === Opcode.Ping) return this.#onEvent({ type: "ping", payload });
+      if (opcode === Opcode.Pong) return this.#onEvent({ type: "pong", payload });
+      const parsed = parseClosePayload(payload);
+      if ("error" in parsed) throw new ProtocolError(parsed.error);
+      this.#closed = true;
+      this.#parser.stop();
+      return this.#onEvent({ type: "close", code: parsed.code, reason: parsed.reason });
+    }
+    if (!this.#frameFin) return;
+    const buffer = this.#buffer;
+    const length = this.#length;
+    const text = this.#messageOpcode === Opcode.Text;
+    const truncated = this.#utf8 !== UTF8_BOUNDARY;
+    // Let go of the buffer first: the handler may keep the message, the reader keeps nothing.
+    this.#messageOpcode = 0;
+    this.#fragments = 0;
+    this.#buffer = EMPTY;
+    this.#length = 0;
+    this.#utf8 = UTF8_BOUNDARY;
+    if (!text) {
+      // A fragmented message may have outgrown its size (doubling): trim, not hold the slack.
+      const data = buffer.length === length && length > 0 ? buffer : buffer.slice(0, length);
+      return this.#onEvent({ type: "binary", data });
+    }
+    if (truncated) throw new ProtocolError("bad-utf8"); // the message ends inside a character
+    let data: string;
     try {
-      if (!stream && this.#decoder === null) return WHOLE_DECODER.decode(bytes);
-      this.#decoder ??= new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-      const text = this.#decoder.decode(bytes, { stream });
-      if (!stream) this.#decoder = null;
-      return text;
+      data = DECODER.decode(buffer.length === length ? buffer : buffer.subarray(0, length));
     } catch {
       throw new ProtocolError("bad-utf8");
     }
+    this.#onEvent({ type: "text", data });
   }
 }
 
 /**
- * Decodes whole messages. Shared by every reader: a non-streaming `decode` keeps no state
- * between calls, and one decoder per connection would cost memory on every idle client.
+ * Decodes whole messages (and validates those that arrived in one piece). Shared by every
+ * reader: a non-streaming `decode` keeps no state between calls, and one decoder per
+ * connection would cost memory on every idle client.
  */
-const WHOLE_DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

@@ -11,8 +11,10 @@ import {
   Op,
   pattern,
   rawFrame,
+  rawHeader,
   utf8,
 } from "../support/conformance.ts";
+import { assertEquals, assertStringIncludes } from "@std/assert";
 
 const FRAG1 = "fragment1";
 const FRAG2 = "fragment2";
@@ -289,4 +291,29 @@ conformance(
     await c.send(rawFrame(Op.Ping, "half a ping", { fin: false }));
     await c.expectFailure(1002);
   },
+);
+
+conformance(
+  "5.27",
+  "with --max-fragments 4: a message of 4 frames is echoed, one of 5 gets 1009 at the 5th header",
+  async (c, server) => {
+    await c.send(fragmented(Op.Text, ["a", "b", "c", "d"]));
+    await c.expectText("abcd");
+    // Four fragments of a binary message, then only the 5th frame's header: its header alone
+    // breaks the limit.
+    const four = [pattern(1), pattern(2), pattern(3), pattern(4)].map((part, i) =>
+      clientFrame(i === 0 ? Op.Binary : Op.Continuation, part, false)
+    );
+    await c.send(...four, rawHeader(Op.Continuation, 100));
+    assertEquals(await c.drain(), [
+      { type: "close", code: 1009, reason: "too many fragments" },
+      { type: "eof" },
+    ]);
+    assertEquals(server.metrics.protocolErrors.get("too-many-fragments"), 1);
+    assertStringIncludes(
+      await server.waitForLog("connection.protocol_error"),
+      "failure=too-many-fragments code=1009",
+    );
+  },
+  { args: ["--max-fragments", "4"] },
 );

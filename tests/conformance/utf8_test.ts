@@ -1,7 +1,7 @@
 /**
  * Conformance, UTF-8 handling (Autobahn category 6, RFC 6455 §5.6, §8.1): text messages holding
  * valid UTF-8 are echoed byte for byte; invalid UTF-8 fails the connection with 1007, nothing
- * echoed, as soon as the frame that holds the invalid bytes is complete (fail fast per fragment).
+ * echoed, as soon as the invalid byte arrives (fail fast, even in the middle of a frame).
  */
 import {
   chunks,
@@ -11,8 +11,10 @@ import {
   fragmented,
   hex,
   Op,
+  rawHeader,
   utf8,
 } from "../support/conformance.ts";
+import { TEST_MASK } from "../support/raw_client.ts";
 
 const KOSME = hex("ce ba e1 bd b9 cf 83 ce bc ce b5"); // "κόσμε"
 const HELLO_UTF8 = "Hello-µ@ßöäüàá-UTF-8!!";
@@ -164,7 +166,7 @@ conformance(
   },
 );
 
-// --- Fail fast: 1007 as soon as the fragment with the invalid bytes is complete ---
+// --- Fail fast: 1007 as soon as the invalid byte arrives, inside a frame or across fragments ---
 
 conformance(
   "6.4.1",
@@ -194,20 +196,24 @@ conformance(
 
 conformance(
   "6.4.3",
-  "invalid bytes in a frame written in chops: 1007 by the time the frame is complete",
+  "one frame κόσμε | F4 90 80 80 | edited in chops: 1007 after the 2nd chop, before the 3rd",
   async (c) => {
+    // Autobahn 6.4.3: the frame announces the whole payload; its bytes are checked as they
+    // arrive, so the invalid ones fail the connection while the frame is still unfinished.
     const frame = clientFrame(Op.Text, concatBytes(KOSME, hex("f4 90 80 80"), utf8("edited")));
-    await c.sendEach(frame.subarray(0, 10), frame.subarray(10, 17), frame.subarray(17));
-    await c.expectFailure(1007);
+    await c.sendEach(frame.subarray(0, 6 + 11), frame.subarray(6 + 11, 6 + 15));
+    await c.expectFailure(1007); // "edited" is never sent
   },
 );
 
 conformance(
   "6.4.4",
-  "a first fragment (FIN = 0) with invalid bytes gets 1007 before the final fragment is sent",
+  "one frame κόσμε F4 | 90 | 80 80 edited in chops: 1007 after the 2nd chop, before the 3rd",
   async (c) => {
-    await c.send(clientFrame(Op.Text, hex("61 c0 af 62"), false));
-    await c.expectFailure(1007); // no more fragments are sent
+    // Autobahn 6.4.4: F4 alone is a valid prefix; the chop with 90 makes it invalid.
+    const frame = clientFrame(Op.Text, concatBytes(KOSME, hex("f4 90 80 80"), utf8("edited")));
+    await c.sendEach(frame.subarray(0, 6 + 12), frame.subarray(6 + 12, 6 + 13));
+    await c.expectFailure(1007); // 80 80 edited is never sent
   },
 );
 
@@ -264,5 +270,27 @@ conformance(
     const bytes = hex("c0 af ed a0 80 ff fe");
     await c.send(clientFrame(Op.Binary, bytes));
     await c.expectBinary(bytes);
+  },
+);
+
+conformance(
+  "6.4.11",
+  "a first fragment (FIN = 0) with invalid bytes gets 1007 before the final fragment is sent",
+  async (c) => {
+    await c.send(clientFrame(Op.Text, hex("61 c0 af 62"), false));
+    await c.expectFailure(1007); // no more fragments are sent
+  },
+);
+
+conformance(
+  "6.4.12",
+  "a text frame announcing 512 KiB with an invalid byte early gets 1007 before the rest is sent",
+  async (c) => {
+    // Only the header and 8 bytes of the payload, FF among them; the other 524,280 bytes are
+    // never sent, so a server that checks text only when the frame is complete stays silent.
+    const payload = concatBytes(utf8("valid "), hex("ff 61"));
+    const masked = payload.map((b, i) => b ^ TEST_MASK[i & 3]);
+    await c.send(concatBytes(rawHeader(Op.Text, 512 * 1024), masked));
+    await c.expectFailure(1007);
   },
 );

@@ -6,7 +6,12 @@ import {
   assertThrows,
 } from "@std/assert";
 import { ProtocolError, type ProtocolFailure } from "../../src/protocol/errors.ts";
-import { type Frame, FrameParser } from "../../src/protocol/frame_parser.ts";
+import {
+  type Frame,
+  FrameParser,
+  type FrameSink,
+  unmaskInto,
+} from "../../src/protocol/frame_parser.ts";
 import { Opcode } from "../../src/protocol/opcode.ts";
 import {
   byteByByte,
@@ -261,4 +266,107 @@ Deno.test("FrameParser refuses further input after a protocol error", () => {
   assertThrows(() => parser.push(hex("c1 00")), ProtocolError);
   const err = assertThrows(() => parser.push(hex("81 00")), Error);
   assert(!(err instanceof ProtocolError), "a second push is a caller bug, not a peer's");
+});
+
+// Memory: nothing is allocated for payload bytes that have not arrived.
+
+Deno.test("FrameParser allocates nothing for a payload that a header only announces", () => {
+  const parser = new FrameParser({ role: "server", maxPayloadBytes: MAX }, () => {
+    throw new Error("no frame expected");
+  });
+  // 64-bit length 1 MiB, then the masking key: 14 bytes that could ask for a 1 MiB buffer.
+  parser.push(hex("82 ff 00 00 00 00 00 10 00 00 37 fa 21 3d"));
+  assertEquals(parser.bufferedBytes, 0);
+  parser.push(hex("01 02 03"));
+  assertLessOrEqual(parser.bufferedBytes, 256, "a few bytes in, a small buffer");
+});
+
+Deno.test("FrameParser grows a payload buffer with the bytes received, ending exactly full", () => {
+  const payload = patternBytes(100_000);
+  const bytes = maskedFrame(Opcode.Binary, payload, { mask: hex("01 02 03 04") });
+  const frames: Frame[] = [];
+  const parser = new FrameParser({ role: "server", maxPayloadBytes: MAX }, (f) => frames.push(f));
+  let received = 0;
+  for (let at = 0; at < bytes.length; at += 1000) {
+    const chunk = bytes.subarray(at, at + 1000);
+    parser.push(chunk);
+    received += chunk.length;
+    if (frames.length === 0) {
+      // At most twice what arrived (doubling), never the 100,000 bytes announced.
+      assertLessOrEqual(parser.bufferedBytes, Math.max(256, 2 * received), `after ${received}`);
+    }
+  }
+  assertEquals(frames.length, 1);
+  assert(bytesEqual(frames[0].payload, payload));
+  assertEquals(frames[0].payload.buffer.byteLength, payload.length, "no slack kept");
+  assertEquals(parser.bufferedBytes, 0);
+});
+
+// The sink form: payload bytes are handed on as they arrive, not when the frame ends.
+
+/** A FrameSink that records its calls, payload bytes unmasked. */
+function recordingSink() {
+  const calls: string[] = [];
+  const sink: FrameSink = {
+    frameStart(fin, opcode, length) {
+      calls.push(`start fin=${fin} opcode=${opcode} length=${length}`);
+    },
+    framePayload(chunk, from, count, key, offset) {
+      const out = new Uint8Array(count);
+      unmaskInto(out, 0, chunk, from, count, key, offset);
+      calls.push(`payload @${offset} ${toHex(out)}`);
+    },
+    frameEnd() {
+      calls.push("end");
+    },
+  };
+  return { calls, sink };
+}
+
+Deno.test("FrameParser hands a sink each frame's payload piece by piece as it arrives", () => {
+  const { calls, sink } = recordingSink();
+  const parser = new FrameParser({ role: "server", maxPayloadBytes: MAX }, sink);
+  // RFC 6455 §5.7 masked "Hello": the header, then "He", then "llo".
+  const bytes = hex("81 85 37 fa 21 3d 7f 9f 4d 51 58");
+  parser.push(bytes.subarray(0, 6));
+  assertEquals(calls, ["start fin=true opcode=1 length=5"]);
+  parser.push(bytes.subarray(6, 8));
+  assertEquals(calls.at(-1), "payload @0 48 65");
+  parser.push(bytes.subarray(8));
+  assertEquals(calls.slice(2), ["payload @2 6c 6c 6f", "end"]);
+});
+
+Deno.test("FrameParser unmasks sink pieces at every split and key phase", () => {
+  const payload = patternBytes(23);
+  const bytes = maskedFrame(Opcode.Binary, payload, { mask: hex("a1 b2 c3 d4") });
+  for (const { label, chunks } of everyFeeding(bytes)) {
+    const parts: Uint8Array[] = [];
+    const sink: FrameSink = {
+      frameStart() {},
+      framePayload(chunk, from, count, key, offset) {
+        const out = new Uint8Array(count);
+        unmaskInto(out, 0, chunk, from, count, key, offset);
+        parts.push(out);
+      },
+      frameEnd() {},
+    };
+    const parser = new FrameParser({ role: "server", maxPayloadBytes: MAX }, sink);
+    for (const chunk of chunks) parser.push(chunk);
+    assert(bytesEqual(concat(...parts), payload), `${label}: ${toHex(concat(...parts))}`);
+  }
+});
+
+Deno.test("FrameParser ignores the rest of the stream once a sink stops it", () => {
+  const { calls, sink } = recordingSink();
+  const parser: FrameParser = new FrameParser({ role: "server", maxPayloadBytes: MAX }, {
+    ...sink,
+    frameEnd() {
+      sink.frameEnd();
+      parser.stop();
+    },
+  });
+  // A close frame, then bytes that would fail the connection (reserved bits and opcode).
+  parser.push(concat(maskedFrame(Opcode.Close, hex("03 e8")), hex("ff ff ff ff")));
+  parser.push(hex("ff ff"));
+  assertEquals(calls, ["start fin=true opcode=8 length=2", "payload @0 03 e8", "end"]);
 });

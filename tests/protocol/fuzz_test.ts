@@ -10,7 +10,9 @@
  *   chunk and inside any event callback;
  * - (c) every split yields the same events and the same failure, detected at the same byte;
  * - (d) generated streams yield exactly the expected events, and streams with one fault fail with
- *   that fault, detected within the expected bytes (a header fault before any payload byte).
+ *   that fault, detected within the expected bytes: a header fault (fragmentation rules and the
+ *   fragment limit included) before any payload byte, invalid UTF-8 on the invalid byte itself
+ *   even mid-frame, other frame faults on the frame's last byte.
  *
  * Replay a failure with the seed it prints:
  * `PUSH_FUZZ_SEED=<seed> deno test --allow-env=PUSH_FUZZ_SEED tests/protocol/fuzz_test.ts`.
@@ -20,6 +22,7 @@ import { PROTOCOL_FAILURES, ProtocolError } from "../../src/protocol/errors.ts";
 import { MessageReader, type WebSocketEvent } from "../../src/protocol/message.ts";
 import {
   deriveSeed,
+  FUZZ_MAX_FRAGMENTS,
   fuzzSeeds,
   type GeneratedStream,
   generateFaultyStream,
@@ -103,7 +106,7 @@ function feed(
     }
   };
   const reader: MessageReader = new MessageReader(
-    { role: "server", maxMessageBytes: limit },
+    { role: "server", maxMessageBytes: limit, maxFragments: FUZZ_MAX_FRAGMENTS },
     (e) => {
       events.push(e);
       sample(`in the callback of event ${events.length}`);

@@ -11,6 +11,7 @@ import {
   hex,
   maskedFrame,
   patternBytes,
+  RFC_MASK,
   utf8,
 } from "../support/bytes.ts";
 
@@ -500,3 +501,195 @@ for (const stream of PROPERTY_STREAMS) {
     }
   });
 }
+
+// Fail fast inside a frame: each stream below is a prefix, the frame it starts never ends, and
+// the failure must come on the chunk holding the offending byte (its offset is given), however
+// the bytes are split.
+
+/** The header alone of a masked client frame announcing `length` bytes (masked with RFC_MASK). */
+function maskedHeader(opcode: number, length: number, fin = true): Uint8Array {
+  const b0 = (fin ? 0x80 : 0) | opcode;
+  const head = length < 126
+    ? [b0, 0x80 | length]
+    : length < 0x10000
+    ? [b0, 0x80 | 126, length >> 8, length & 0xff]
+    : [
+      b0,
+      0x80 | 127,
+      0,
+      0,
+      0,
+      0,
+      length >>> 24,
+      (length >> 16) & 0xff,
+      (length >> 8) & 0xff,
+      length & 0xff,
+    ];
+  return concat(head, RFC_MASK);
+}
+
+/** The first `payload.length` bytes of a masked frame announcing `length` (RFC_MASK). */
+function framePrefix(opcode: number, length: number, payload: Uint8Array, fin = true): Uint8Array {
+  const masked = payload.map((b, i) => b ^ RFC_MASK[i & 3]);
+  return concat(maskedHeader(opcode, length, fin), masked);
+}
+
+/**
+ * Asserts that every delivery of `bytes` fails with `failure`/`closeCode` on the chunk that
+ * holds byte `at`, having emitted exactly `events` before.
+ */
+function assertFailsOnByte(
+  bytes: Uint8Array,
+  at: number,
+  failure: ProtocolFailure,
+  closeCode: number,
+  options: { maxMessageBytes?: number; maxFragments?: number; events?: WebSocketEvent[] } = {},
+): void {
+  for (const { label, chunks } of everyFeeding(bytes)) {
+    const events: WebSocketEvent[] = [];
+    const r = new MessageReader(
+      {
+        role: "server",
+        maxMessageBytes: options.maxMessageBytes ?? MAX,
+        maxFragments: options.maxFragments,
+      },
+      (e) => events.push(e),
+    );
+    let offset = 0;
+    let threw: { err: unknown; first: number; last: number } | null = null;
+    for (const chunk of chunks) {
+      try {
+        r.push(chunk);
+      } catch (err) {
+        threw = { err, first: offset, last: offset + chunk.length - 1 };
+        break;
+      }
+      offset += chunk.length;
+    }
+    assert(threw !== null, `${label}: no failure (expected ${failure} on byte ${at})`);
+    assert(threw.err instanceof ProtocolError, `${label}: ${threw.err}`);
+    assertEquals([threw.err.failure, threw.err.closeCode], [failure, closeCode], label);
+    assert(
+      threw.first <= at && at <= threw.last,
+      `${label}: failed on bytes ${threw.first}..${threw.last}, not on byte ${at}`,
+    );
+    assertEquals(events, options.events ?? [], `${label}: events before the failure`);
+  }
+}
+
+const KOSME = hex("ce ba e1 bd b9 cf 83 ce bc ce b5"); // "κόσμε", 11 bytes
+
+Deno.test("MessageReader fails invalid UTF-8 early in a large text frame on the invalid byte (1007)", () => {
+  // A 512 KiB frame of which only the first bytes are ever sent: "ok " then FF.
+  const bytes = framePrefix(Opcode.Text, 512 * 1024, concat(utf8("ok "), hex("ff 61 62")));
+  assertFailsOnByte(bytes, 14 + 3, "bad-utf8", 1007);
+});
+
+Deno.test("MessageReader fails the Autobahn 6.4.3/6.4.4 payload mid-frame on byte 0x90 (1007)", () => {
+  // κόσμε F4 90 80 80 "edited" in one frame, sent up to the 80 after the invalid 90: F4 is a
+  // valid prefix, F4 90 can never be (above U+10FFFF).
+  const payload = concat(KOSME, hex("f4 90 80 80"), utf8("edited"));
+  const bytes = framePrefix(Opcode.Text, payload.length, payload.subarray(0, 13));
+  assertFailsOnByte(bytes, 6 + 12, "bad-utf8", 1007);
+});
+
+Deno.test("MessageReader checks UTF-8 split at every offset inside a frame, failing on the bad byte", () => {
+  const text = "a€b😀κόσμε";
+  assertReadsAs("server", maskedFrame(Opcode.Text, text, { mask: hex("0a 0b 0c 0d") }), [
+    { type: "text", data: text },
+  ]);
+  // "a" E2 82 then "A": every split, including inside the E2 82 sequence.
+  const bytes = framePrefix(Opcode.Text, 1000, hex("61 e2 82 41 62"));
+  assertFailsOnByte(bytes, 8 + 3, "bad-utf8", 1007);
+});
+
+Deno.test("MessageReader fails invalid UTF-8 mid-frame in a continuation of a fragmented text", () => {
+  const bytes = concat(
+    maskedFrame(Opcode.Text, hex("61 f0 9f"), { fin: false }),
+    maskedFrame(Opcode.Ping, "p"),
+    framePrefix(Opcode.Continuation, 70_000, hex("98 80 c0 80"), false),
+  );
+  const invalid = 9 + 7 + 14 + 2; // the C0 after the completed 😀
+  assertFailsOnByte(bytes, invalid, "bad-utf8", 1007, {
+    events: [{ type: "ping", payload: utf8("p") }],
+  });
+});
+
+// Fragmentation rules and limits are checked on the header, before any payload byte.
+
+Deno.test("MessageReader rejects a stray continuation on its header, before its payload", () => {
+  const bytes = framePrefix(Opcode.Continuation, 1000, utf8("xyz"));
+  assertFailsOnByte(bytes, 7, "unexpected-continuation", 1002);
+});
+
+Deno.test("MessageReader rejects a new message inside a fragmented one on its header", () => {
+  const bytes = concat(
+    maskedFrame(Opcode.Binary, hex("01"), { fin: false }),
+    framePrefix(Opcode.Text, 1000, utf8("xyz")),
+  );
+  assertFailsOnByte(bytes, 7 + 7, "expected-continuation", 1002);
+});
+
+Deno.test("MessageReader rejects the fragment past maxFragments with 1009 on its header", () => {
+  // Exactly at the limit is fine, and every message counts anew.
+  const stream = concat(
+    maskedFrame(Opcode.Text, "a", { fin: false }),
+    maskedFrame(Opcode.Continuation, "b", { fin: false }),
+    maskedFrame(Opcode.Continuation, "c"),
+    maskedFrame(Opcode.Binary, hex("01"), { fin: false }),
+    maskedFrame(Opcode.Continuation, hex("02"), { fin: false }),
+    maskedFrame(Opcode.Continuation, hex("03")),
+  );
+  for (const { label, chunks } of everyFeeding(stream)) {
+    const events: WebSocketEvent[] = [];
+    const limited = new MessageReader(
+      { role: "server", maxMessageBytes: MAX, maxFragments: 3 },
+      (e) => events.push(e),
+    );
+    for (const chunk of chunks) limited.push(chunk);
+    assertEquals(
+      events,
+      [{ type: "text", data: "abc" }, { type: "binary", data: hex("01 02 03") }],
+      label,
+    );
+    assertEquals(limited.bufferedBytes, 0);
+  }
+  // One frame more fails on that frame's header.
+  const bytes = concat(
+    maskedFrame(Opcode.Binary, hex("01"), { fin: false }),
+    maskedFrame(Opcode.Ping, ""), // control frames between fragments do not count
+    maskedFrame(Opcode.Continuation, hex("02"), { fin: false }),
+    maskedFrame(Opcode.Continuation, new Uint8Array(0), { fin: false }),
+    framePrefix(Opcode.Continuation, 1, new Uint8Array(0)), // the 4th frame: its header only
+  );
+  assertFailsOnByte(bytes, bytes.length - 1, "too-many-fragments", 1009, {
+    maxFragments: 3,
+    events: [{ type: "ping", payload: new Uint8Array(0) }],
+  });
+});
+
+Deno.test("MessageReader rejects the 1025th fragment with 1009 when maxFragments is 1024", () => {
+  const { reader: r } = reader("server");
+  const limited = new MessageReader(
+    { role: "server", maxMessageBytes: MAX, maxFragments: 1024 },
+    () => {},
+  );
+  const frames = [maskedFrame(Opcode.Binary, hex("00"), { fin: false })];
+  for (let i = 1; i < 1024; i++) {
+    frames.push(maskedFrame(Opcode.Continuation, hex("00"), { fin: false }));
+  }
+  limited.push(concat(...frames));
+  r.push(concat(...frames));
+  assertFails(() => limited.push(maskedHeader(Opcode.Continuation, 1)), "too-many-fragments", 1009);
+  r.push(maskedFrame(Opcode.Continuation, hex("00"))); // no limit by default
+});
+
+// Memory: one buffer per message, grown with the bytes received, let go once handed out.
+
+Deno.test("MessageReader buffers nothing for a payload that a header only announces", () => {
+  const { reader: r } = reader("server");
+  r.push(maskedHeader(Opcode.Binary, MAX));
+  assertEquals(r.bufferedBytes, 0);
+  r.push(new Uint8Array(10));
+  assertLessOrEqual(r.bufferedBytes, 256);
+});

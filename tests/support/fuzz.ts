@@ -262,6 +262,12 @@ export interface GeneratedStream {
   notes: string[];
 }
 
+/**
+ * The fragment limit the fuzzed readers run with: low enough that a generated fault reaches it
+ * in a few frames, above the 8 frames a generated message has before its fault (7 when valid).
+ */
+export const FUZZ_MAX_FRAGMENTS = 16;
+
 const BOUNDARY_SIZES = [0, 1, 2, 125, 126, 127, 128, 65535, 65536];
 const VALID_CLOSE_CODES = [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4000, 4999];
 const INVALID_CLOSE_CODES = [
@@ -523,7 +529,8 @@ type FaultKind =
   | "bad-utf8-text"
   | "bad-close-payload"
   | "bad-close-code"
-  | "bad-utf8-close";
+  | "bad-utf8-close"
+  | "too-many-fragments";
 
 const FAULTS: readonly FaultKind[] = [
   "reserved-bits",
@@ -539,6 +546,7 @@ const FAULTS: readonly FaultKind[] = [
   "bad-close-payload",
   "bad-close-code",
   "bad-utf8-close",
+  "too-many-fragments",
 ];
 
 /**
@@ -640,14 +648,39 @@ export function generateFaultyStream(rng: Rng, limit: number): GeneratedStream {
       }
       break;
     }
+    // The fragmentation rules are checked on the header: the payload of a frame that cannot
+    // belong where it stands is never buffered.
     case "unexpected-continuation":
       failure = kind;
-      frameFault({ fin: rng.chance(0.5), opcode: 0x0, payload: small() });
+      headerFault({ fin: rng.chance(0.5), opcode: 0x0, payload: small() });
       break;
     case "expected-continuation":
       failure = kind;
-      frameFault({ fin: rng.chance(0.5), opcode: rng.pick([0x1, 0x2]), payload: small() });
+      headerFault({ fin: rng.chance(0.5), opcode: rng.pick([0x1, 0x2]), payload: small() });
       break;
+    case "too-many-fragments": {
+      failure = kind;
+      // Frames valid on their own up to the limit (tiny or empty payloads within the budget),
+      // then one more: its header is the fault.
+      const opcode = open?.opcode ?? rng.pick([0x1, 0x2]);
+      let frames = open ? open.parts.length : 0;
+      let budget = remaining;
+      while (frames < FUZZ_MAX_FRAGMENTS) {
+        // Binary fragments carry a byte or two (so the growing buffer is exercised); text ones
+        // are empty, as the open text may stop inside a character.
+        const size = opcode === 0x2 ? Math.min(budget, rng.int(3)) : 0;
+        budget -= size;
+        b.frame({ fin: false, opcode: frames === 0 ? opcode : 0x0, payload: rng.bytes(size) });
+        frames++;
+        if (rng.chance(0.1)) b.control();
+      }
+      headerFault({
+        fin: rng.chance(0.5),
+        opcode: 0x0,
+        payload: rng.bytes(Math.min(budget, rng.int(40))),
+      });
+      break;
+    }
     case "bad-utf8-text": {
       failure = "bad-utf8";
       const truncated = rng.chance(0.3);
@@ -666,9 +699,14 @@ export function generateFaultyStream(rng: Rng, limit: number): GeneratedStream {
       for (let i = 0; i < parts.length; i++) {
         const fin = i === parts.length - 1;
         const opcode = open || i > 0 ? 0x0 : 0x1;
-        const broken = utf8.feed(parts[i]) !== -1 || (fin && !utf8.complete);
-        if (broken) {
-          frameFault({ fin, opcode, payload: parts[i] });
+        const bad = utf8.feed(parts[i]);
+        if (bad !== -1 || (fin && !utf8.complete)) {
+          // Text is checked as its bytes arrive: detected on the first invalid byte itself,
+          // in the middle of the frame if need be; a character cut short by the end of the
+          // message, on the frame's last byte.
+          const { end } = b.frame({ fin, opcode, payload: parts[i] });
+          const at = bad !== -1 ? end + bad : b.length - 1;
+          failAt = [at, at];
           break;
         }
         b.frame({ fin, opcode, payload: parts[i] });
@@ -892,10 +930,21 @@ export interface Prediction {
   messageOpen: boolean;
 }
 
-/** Runs `bytes` through a server-role reader frame by frame. Rethrows non-protocol errors. */
-export function predict(bytes: Uint8Array, maxMessageBytes: number): Prediction {
+/**
+ * Runs `bytes` through a server-role reader frame by frame, with the server's limits (the
+ * fragment limit defaults to the server's `--max-fragments` default). Rethrows non-protocol
+ * errors.
+ */
+export function predict(
+  bytes: Uint8Array,
+  maxMessageBytes: number,
+  maxFragments = 1024,
+): Prediction {
   const events: WebSocketEvent[] = [];
-  const reader = new MessageReader({ role: "server", maxMessageBytes }, (e) => events.push(e));
+  const reader = new MessageReader(
+    { role: "server", maxMessageBytes, maxFragments },
+    (e) => events.push(e),
+  );
   const { ends, rest } = frameEnds(bytes);
   let from = 0;
   let messageOpen = false;
