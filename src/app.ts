@@ -51,6 +51,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const redisHub = new RedisHub({
       redis: parseRedisUrl(config.redis),
       historySize: config.history,
+      historyTtl: config.historyTtl,
       logger,
     });
     // Not awaited: with Redis down the server still starts, serves its clients and reports
@@ -58,7 +59,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     redisHub.start();
     hub = redisHub;
   } else {
-    hub = new Hub({ historySize: config.history, historyBytes: config.historyBytes });
+    hub = new Hub({
+      historySize: config.history,
+      historyBytes: config.historyBytes,
+      historyTtl: config.historyTtl,
+    });
   }
   const ws = new WebSocketServer({
     hostname: config.hostname,

@@ -13,6 +13,25 @@ export interface Subscriber {
   sendFrame(frame: Uint8Array): boolean;
   /** Queues a text message. */
   sendText(text: string): boolean;
+  /** Data bytes waiting in its outgoing queue. */
+  readonly queuedBytes: number;
+  /** The most data bytes its queue holds before it is dropped as a slow consumer. */
+  readonly maxQueueBytes: number;
+  /**
+   * Calls `callback` once, from its writer, when its queue has drained to a quarter of
+   * {@linkcode Subscriber.maxQueueBytes} or less; a later call replaces an earlier one. Only call
+   * it while data waits (the writer is busy): an idle writer never calls back. A replay paces
+   * itself by this, so a resume larger than the queue streams instead of overflowing it.
+   */
+  onDrain(callback: () => void): void;
+}
+
+/**
+ * How much of a subscriber's queue a history replay may fill: the rest stays free for its live
+ * traffic (other channels, notices), which must not overflow because a replay filled the queue.
+ */
+export function replayBudget(subscriber: Subscriber): number {
+  return subscriber.maxQueueBytes / 2;
 }
 
 /** The data of one publication, as the publish API received it. */

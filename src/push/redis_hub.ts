@@ -41,6 +41,11 @@ export interface RedisHubOptions {
   redis: RedisOptions;
   /** Publications kept per channel (the stream is trimmed to this length; 0 = no history). */
   historySize: number;
+  /**
+   * The history stream and id counter of a channel expire this many ms after its newest
+   * publication (0 or omitted = never).
+   */
+  historyTtl?: number;
   /** Key prefix, so several deployments can share one Redis. */
   prefix?: string;
   /** Where events are logged. */
