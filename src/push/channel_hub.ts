@@ -34,6 +34,31 @@ export function replayBudget(subscriber: Subscriber): number {
   return subscriber.maxQueueBytes / 2;
 }
 
+/**
+ * The replays waiting for each subscriber's queue to drain. A subscriber keeps one drain
+ * callback, but a client may resume several channels at once: this runs all of them.
+ */
+export class DrainWaiters {
+  readonly #waiting = new Map<Subscriber, (() => void)[]>();
+
+  /** Runs `resume` once `subscriber`'s queue has drained (see `Subscriber.onDrain`). */
+  wait(subscriber: Subscriber, resume: () => void): void {
+    const list = this.#waiting.get(subscriber);
+    if (list !== undefined) return void list.push(resume);
+    this.#waiting.set(subscriber, [resume]);
+    subscriber.onDrain(() => {
+      const resumes = this.#waiting.get(subscriber) ?? [];
+      this.#waiting.delete(subscriber);
+      for (const r of resumes) r();
+    });
+  }
+
+  /** Forgets what waits for `subscriber` (it left every channel). */
+  forget(subscriber: Subscriber): void {
+    this.#waiting.delete(subscriber);
+  }
+}
+
 /** The data of one publication, as the publish API received it. */
 export type Publication =
   | { kind: "text"; text: string }

@@ -10,6 +10,7 @@
 import { encodeTextFrame } from "../protocol/frame_encoder.ts";
 import {
   type ChannelHub,
+  DrainWaiters,
   envelope,
   type HubStats,
   newEpoch,
@@ -78,6 +79,7 @@ export class Hub implements ChannelHub {
   readonly #options: HubOptions;
   readonly #channels = new Map<string, Channel>();
   readonly #subscriptions = new SubscriptionIndex();
+  readonly #drains = new DrainWaiters();
   /**
    * The highest last id of any channel dropped for its TTL. A channel made again starts above
    * it: its ids then never repeat within the epoch, so a client's old position cannot pass for
@@ -207,7 +209,7 @@ export class Hub implements ChannelHub {
       }
       const queued = subscriber.queuedBytes;
       if (queued > 0 && queued + frame.length > budget) {
-        subscriber.onDrain(() => {
+        this.#drains.wait(subscriber, () => {
           // Still the same subscription (not left, or left and subscribed again meanwhile)?
           if (ch.replays?.get(subscriber) === replay) this.#replay(name, ch, subscriber, replay);
         });
@@ -240,6 +242,7 @@ export class Hub implements ChannelHub {
     for (const channel of this.#subscriptions.list(subscriber)) {
       this.unsubscribe(subscriber, channel);
     }
+    this.#drains.forget(subscriber);
   }
 
   /** Numbers for metrics: channels, channels with subscribers, history messages and bytes. */

@@ -302,3 +302,19 @@ Deno.test("Hub drops idle channels after the TTL, keeps listened ones, never reu
     hub.close();
   }
 });
+
+Deno.test("Hub paces a client resuming two channels at once: both replays complete", () => {
+  const hub = new Hub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
+  for (let i = 0; i < 50; i++) {
+    hub.publish("a", text(1_000));
+    hub.publish("b", text(1_000));
+  }
+  const client = new Paced(8 * 1024);
+  hub.subscribe(client, "a", { epoch: "e1", id: 0 });
+  hub.subscribe(client, "b", { epoch: "e1", id: 0 });
+  while (client.write());
+  assertEquals(client.ids.length, 100, "all of a and all of b");
+  assertEquals(hub.stats().active, 2);
+  assertEquals(hub.publish("a", text(1)).delivered, 1);
+  assertEquals(hub.publish("b", text(1)).delivered, 1);
+});
