@@ -60,8 +60,7 @@ Deno.test("a resume of 2 MiB through a 64 KiB queue streams in full; live slow c
   const publishing = (async () => {
     for (let i = 0; i < 100; i++) await publish(server, "news", `live ${i}`);
   })();
-  const ids = await idsUntil(resumed, "news", 612);
-  await publishing;
+  const [ids] = await Promise.all([idsUntil(resumed, "news", 612), publishing]);
   assertEquals(ids, range(1, 612));
   assertEquals(server.metrics.slowConsumerDisconnects, 0, "the resuming client was not dropped");
 
