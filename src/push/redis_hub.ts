@@ -334,7 +334,9 @@ export class RedisHub implements ChannelHub {
     for (const [subscriber, state] of local) {
       if (state.pending) {
         state.pending.push({ id, frame });
-        if (state.pending.length > MAX_PENDING) state.pending.shift();
+        // A stream paced by a slow reader may run for long: it reads what it misses from the
+        // stream anyway, so hold only the newest few for it, not 10,000 frames.
+        if (state.pending.length > (state.busy ? PAGE : MAX_PENDING)) state.pending.shift();
       } else if (!this.#sendInOrder(subscriber, state, [{ id, frame }])) {
         // Publications were missed (Redis dropped pub/sub messages, e.g. across a restart):
         // hold this one and fetch the missing ones from history.
