@@ -94,9 +94,10 @@ export class Hub implements ChannelHub {
     this.epoch = options.epoch ?? newEpoch();
     const ttl = options.historyTtl ?? 0;
     if (ttl > 0) {
-      // One sweep for all channels, every half TTL: a channel goes between one and one and a
-      // half TTLs after its last publication, with no timer per channel.
-      const sweeper = setInterval(() => this.sweep(), Math.max(10, ttl / 2));
+      // One sweep for all channels, every half TTL (at most a minute, which also keeps huge TTLs
+      // within the timer's range): a channel goes between one and one and a half TTLs after
+      // its last publication, with no timer per channel.
+      const sweeper = setInterval(() => this.sweep(), Math.min(60_000, Math.max(10, ttl / 2)));
       Deno.unrefTimer(sweeper);
       this.#sweeper = sweeper;
     }

@@ -143,6 +143,8 @@ export class RedisHub implements ChannelHub {
   readonly #subscriptions = new SubscriptionIndex();
   readonly #tasks = new Set<Promise<void>>();
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Channels with a catch-up retry scheduled: one per channel, however many joins failed. */
+  readonly #retrying = new Set<string>();
   readonly #drains = new DrainWaiters();
   /** `SET epoch NX` on the current commands connection: once per connection, not per join. */
   #epochSet: Promise<unknown> | null = null;
@@ -415,13 +417,18 @@ export class RedisHub implements ChannelHub {
     } catch (err) {
       if (err instanceof RedisUnavailableError || this.#closed) return;
       // An error reply leaves subscribers pending with no notice: try again, backing off.
+      if (this.#retrying.has(channel)) return;
+      this.#retrying.add(channel);
       const delay = Math.round(reconnectDelay(attempt));
       this.#options.logger.warn("redis.catch_up_failed", {
         channel,
         error: String(err),
         retry_ms: delay,
       });
-      this.#later(delay, () => this.#track(this.#catchUp(channel, attempt + 1)));
+      this.#later(delay, () => {
+        this.#retrying.delete(channel);
+        this.#track(this.#catchUp(channel, attempt + 1));
+      });
     }
   }
 
