@@ -52,6 +52,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     const redisHub = new RedisHub({
       redis: parseRedisUrl(config.redis),
       historySize: config.history,
+      historyTtl: config.historyTtl,
       logger,
     });
     // Not awaited: with Redis down the server still starts, serves its clients and reports
@@ -59,7 +60,11 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     redisHub.start();
     hub = redisHub;
   } else {
-    hub = new Hub({ historySize: config.history, historyBytes: config.historyBytes });
+    hub = new Hub({
+      historySize: config.history,
+      historyBytes: config.historyBytes,
+      historyTtl: config.historyTtl,
+    });
   }
   // The names both servers answer to (DNS rebinding): the bound address's, --public-hosts, and
   // the host the page is told to connect to.

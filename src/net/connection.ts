@@ -160,6 +160,8 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
   #lastHeard = clockMs();
   /** When the outstanding ping was sent, or 0 when none is. */
   #pingSentAt = 0;
+  /** Who waits for the queue to drain (a paced history replay); null while nobody does. */
+  #onDrained: (() => void) | null = null;
 
   /**
    * Takes over `conn` once the handshake is accepted; nothing is read or written before
@@ -204,6 +206,27 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
   written(bytes: number): void {
     this.#options.metrics.bytesPushed += bytes;
     if (this.#buffer === READ_PAUSED && !this.#repliesBehind()) this.#resumeReading();
+    if (this.#onDrained !== null && this.#queue.bytes <= this.#queue.maxBytes / 4) {
+      const callback = this.#onDrained;
+      this.#onDrained = null;
+      try {
+        callback();
+      } catch (err) {
+        // A bug in the hub must not pass for a failed write of this connection.
+        this.#options.logger.error("connection.on_drain_failed", {
+          client: this.id,
+          error: errorText(err),
+        });
+      }
+    }
+  }
+
+  /**
+   * Calls `callback` once, after a write, when the queue holds a quarter of its limit or less
+   * (see `Subscriber.onDrain`): a history replay sends its next chunk then.
+   */
+  onDrain(callback: () => void): void {
+    this.#onDrained = callback;
   }
 
   /** Called by the push loop when it ends: `error` is the write error, or null when drained. */
@@ -270,6 +293,11 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
   /** Bytes waiting in the outgoing queue (data and control frames). */
   get queuedBytes(): number {
     return this.#queue.bytes;
+  }
+
+  /** The most data bytes the queue holds (`--max-queue-bytes`). */
+  get maxQueueBytes(): number {
+    return this.#queue.maxBytes;
   }
 
   /**

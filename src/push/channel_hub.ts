@@ -13,6 +13,50 @@ export interface Subscriber {
   sendFrame(frame: Uint8Array): boolean;
   /** Queues a text message. */
   sendText(text: string): boolean;
+  /** Data bytes waiting in its outgoing queue. */
+  readonly queuedBytes: number;
+  /** The most data bytes its queue holds before it is dropped as a slow consumer. */
+  readonly maxQueueBytes: number;
+  /**
+   * Calls `callback` once, from its writer, when its queue has drained to a quarter of
+   * {@linkcode Subscriber.maxQueueBytes} or less; a later call replaces an earlier one. Only call
+   * it while data waits (the writer is busy): an idle writer never calls back. A replay paces
+   * itself by this, so a resume larger than the queue streams instead of overflowing it.
+   */
+  onDrain(callback: () => void): void;
+}
+
+/**
+ * How much of a subscriber's queue a history replay may fill: the rest stays free for its live
+ * traffic (other channels, notices), which must not overflow because a replay filled the queue.
+ */
+export function replayBudget(subscriber: Subscriber): number {
+  return subscriber.maxQueueBytes / 2;
+}
+
+/**
+ * The replays waiting for each subscriber's queue to drain. A subscriber keeps one drain
+ * callback, but a client may resume several channels at once: this runs all of them.
+ */
+export class DrainWaiters {
+  readonly #waiting = new Map<Subscriber, (() => void)[]>();
+
+  /** Runs `resume` once `subscriber`'s queue has drained (see `Subscriber.onDrain`). */
+  wait(subscriber: Subscriber, resume: () => void): void {
+    const list = this.#waiting.get(subscriber);
+    if (list !== undefined) return void list.push(resume);
+    this.#waiting.set(subscriber, [resume]);
+    subscriber.onDrain(() => {
+      const resumes = this.#waiting.get(subscriber) ?? [];
+      this.#waiting.delete(subscriber);
+      for (const r of resumes) r();
+    });
+  }
+
+  /** Forgets what waits for `subscriber` (it left every channel). */
+  forget(subscriber: Subscriber): void {
+    this.#waiting.delete(subscriber);
+  }
 }
 
 /** The data of one publication, as the publish API received it. */

@@ -18,11 +18,12 @@
 import { encodeFrame } from "../protocol/frame_encoder.ts";
 import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
-import { RedisClient, RedisUnavailableError } from "../redis/client.ts";
+import { reconnectDelay, RedisClient, RedisUnavailableError } from "../redis/client.ts";
 import { RedisSubscriber } from "../redis/subscriber.ts";
 import type { RedisOptions } from "../redis/url.ts";
 import {
   type ChannelHub,
+  DrainWaiters,
   envelopeTail,
   type HubStats,
   HubUnavailableError,
@@ -31,6 +32,7 @@ import {
   type Position,
   type Publication,
   type PublishResult,
+  replayBudget,
   type Subscriber,
   SubscriptionIndex,
 } from "./channel_hub.ts";
@@ -41,15 +43,34 @@ export interface RedisHubOptions {
   redis: RedisOptions;
   /** Publications kept per channel (the stream is trimmed to this length; 0 = no history). */
   historySize: number;
+  /**
+   * The history stream and id counter of a channel expire this many ms after its newest
+   * publication (0 or omitted = never).
+   */
+  historyTtl?: number;
   /** Key prefix, so several deployments can share one Redis. */
   prefix?: string;
   /** Where events are logged. */
   logger: Logger;
 }
 
-/** KEYS: seq, history stream, epoch. ARGV: channel JSON, data tail, epoch candidate, maxlen, pubsub channel. */
+/**
+ * KEYS: seq, history stream, epoch, id floor. ARGV: channel JSON, data tail, epoch candidate,
+ * maxlen, pubsub channel, ttl ms (0 = keys never expire).
+ *
+ * A channel whose keys expired starts again above the id floor (the highest id any channel
+ * reached), so its ids never repeat within the epoch: an old position gets a `lost` notice
+ * instead of a replay of the wrong messages.
+ */
 const PUBLISH_SCRIPT = `
+local floor = tonumber(redis.call('GET', KEYS[4]) or '0')
+if floor > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SET', KEYS[1], floor)
+end
 local id = redis.call('INCR', KEYS[1])
+if id > floor then
+  redis.call('SET', KEYS[4], id)
+end
 local epoch = redis.call('GET', KEYS[3])
 if not epoch then
   epoch = ARGV[3]
@@ -58,6 +79,10 @@ end
 local env = '{"channel":' .. ARGV[1] .. ',"epoch":"' .. epoch .. '","id":' .. id .. ',"data":' .. ARGV[2]
 if tonumber(ARGV[4]) > 0 then
   redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], id .. '-0', 'm', env)
+end
+if tonumber(ARGV[6]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[6])
 end
 local n = redis.call('PUBLISH', ARGV[5], id .. ' ' .. env)
 return {id, epoch, n}
@@ -75,6 +100,15 @@ interface SubscriberState {
   joined: boolean;
   /** The position it asked to resume from, until it joined. */
   since?: Position;
+  /** A catch-up is streaming history to it: other catch-ups leave it alone. */
+  busy: boolean;
+  /**
+   * The channel had no id counter when read (new, or expired): the next publication starts
+   * it, whatever its id (the floor may have moved meanwhile).
+   */
+  fresh: boolean;
+  /** Ends its stream's wait for the writer (it left, or the hub closes); null when none. */
+  wake: (() => void) | null;
 }
 
 const decoder = new TextDecoder();
@@ -84,6 +118,9 @@ const decoder = new TextDecoder();
  * the catch-up reads them from history anyway, and a gap left behind triggers another round.
  */
 const MAX_PENDING = 10_000;
+
+/** History entries read per XRANGE: a catch-up streams pages, paced by the writer. */
+const PAGE = 64;
 
 type Entry = { id: number; frame: Uint8Array };
 
@@ -105,6 +142,13 @@ export class RedisHub implements ChannelHub {
   readonly #channels = new Map<string, Map<Subscriber, SubscriberState>>();
   readonly #subscriptions = new SubscriptionIndex();
   readonly #tasks = new Set<Promise<void>>();
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  /** Channels with a catch-up retry scheduled: one per channel, however many joins failed. */
+  readonly #retrying = new Set<string>();
+  readonly #drains = new DrainWaiters();
+  /** `SET epoch NX` on the current commands connection: once per connection, not per join. */
+  #epochSet: Promise<unknown> | null = null;
+  #closed = false;
   /** A candidate epoch, used by the script only when Redis holds none (fresh or wiped). */
   readonly #epochCandidate = newEpoch();
   #epoch = "";
@@ -151,15 +195,17 @@ export class RedisHub implements ChannelHub {
       reply = await this.#client.command([
         "EVAL",
         PUBLISH_SCRIPT,
-        3,
+        4,
         this.#key(channel, "seq"),
         this.#key(channel, "history"),
         `${this.#prefix}epoch`,
+        `${this.#prefix}floor`,
         JSON.stringify(channel),
         envelopeTail(data),
         this.#epochCandidate,
         this.#options.historySize,
         this.#pubsubChannel(channel),
+        Math.max(0, Math.round(this.#options.historyTtl ?? 0)),
       ]);
     } catch (err) {
       if (err instanceof RedisUnavailableError) {
@@ -177,17 +223,27 @@ export class RedisHub implements ChannelHub {
   subscribe(subscriber: Subscriber, channel: string, since?: Position): boolean {
     if (!this.#subscriptions.add(subscriber, channel)) return false;
     let local = this.#channels.get(channel);
-    const first = !local;
     if (!local) this.#channels.set(channel, local = new Map());
-    local.set(subscriber, { lastId: 0, epoch: "", pending: [], joined: false, since });
-    this.#track(this.#catchUp(channel, first ? "watch" : "join"));
+    local.set(subscriber, {
+      lastId: 0,
+      epoch: "",
+      pending: [],
+      joined: false,
+      since,
+      busy: false,
+      fresh: false,
+      wake: null,
+    });
+    this.#track(this.#catchUp(channel));
     return true;
   }
 
   unsubscribe(subscriber: Subscriber, channel: string): boolean {
     if (!this.#subscriptions.remove(subscriber, channel)) return false;
     const local = this.#channels.get(channel);
+    const state = local?.get(subscriber);
     local?.delete(subscriber);
+    state?.wake?.();
     if (local?.size === 0) {
       this.#channels.delete(channel);
       this.#track(this.#subscriber.unsubscribe(this.#pubsubChannel(channel)).catch(() => {}));
@@ -199,6 +255,7 @@ export class RedisHub implements ChannelHub {
     for (const channel of this.#subscriptions.list(subscriber)) {
       this.unsubscribe(subscriber, channel);
     }
+    this.#drains.forget(subscriber);
   }
 
   subscriptionsOf(subscriber: Subscriber): ReadonlySet<string> {
@@ -224,7 +281,13 @@ export class RedisHub implements ChannelHub {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
     await Promise.all([this.#client.close(), this.#subscriber.close()]);
+    for (const local of this.#channels.values()) {
+      for (const state of local.values()) state.wake?.();
+    }
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
   }
 
@@ -233,10 +296,21 @@ export class RedisHub implements ChannelHub {
     task.finally(() => this.#tasks.delete(task));
   }
 
+  /** Runs `fn` after `ms`, unless the hub closes first. */
+  #later(ms: number, fn: () => void): void {
+    if (this.#closed) return;
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      if (!this.#closed) fn();
+    }, ms);
+    this.#timers.add(timer);
+  }
+
   #onStatus(which: string, up: boolean): void {
     this.#options.logger[up ? "info" : "warn"](up ? "redis.up" : "redis.down", {
       connection: which,
     });
+    if (which === "commands") this.#epochSet = null; // a new connection sets it once again
     // The subscriber reports "up" only once every channel subscription is restored: from then on
     // live delivery is in place, so catching every local client up from history leaves no gap.
     // Publications may have been missed while either connection was down, so everyone catches up.
@@ -247,7 +321,7 @@ export class RedisHub implements ChannelHub {
         for (const state of local.values()) state.pending ??= [];
       }
     } else if (this.#client.connected && this.#subscriber.connected) {
-      for (const channel of this.#channels.keys()) this.#track(this.#catchUp(channel, "join"));
+      for (const channel of this.#channels.keys()) this.#track(this.#catchUp(channel));
     }
   }
 
@@ -262,7 +336,9 @@ export class RedisHub implements ChannelHub {
     for (const [subscriber, state] of local) {
       if (state.pending) {
         state.pending.push({ id, frame });
-        if (state.pending.length > MAX_PENDING) state.pending.shift();
+        // A stream paced by a slow reader may run for long: it reads what it misses from the
+        // stream anyway, so hold only the newest few for it, not 10,000 frames.
+        if (state.pending.length > (state.busy ? PAGE : MAX_PENDING)) state.pending.shift();
       } else if (!this.#sendInOrder(subscriber, state, [{ id, frame }])) {
         // Publications were missed (Redis dropped pub/sub messages, e.g. across a restart):
         // hold this one and fetch the missing ones from history.
@@ -272,7 +348,7 @@ export class RedisHub implements ChannelHub {
           expected: state.lastId + 1,
           got: id,
         });
-        this.#track(this.#catchUp(channel, "join"));
+        this.#track(this.#catchUp(channel));
       }
     }
   }
@@ -284,6 +360,11 @@ export class RedisHub implements ChannelHub {
   #sendInOrder(subscriber: Subscriber, state: SubscriberState, entries: Entry[]): boolean {
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i];
+      if (state.fresh && entry.id > state.lastId) {
+        // The first publication of a channel that had no counter: its id is where it starts.
+        state.fresh = false;
+        state.lastId = entry.id - 1;
+      }
       if (entry.id <= state.lastId) continue;
       if (entry.id > state.lastId + 1) {
         state.pending = entries.slice(i);
@@ -297,101 +378,176 @@ export class RedisHub implements ChannelHub {
 
   /**
    * Brings the local subscribers of `channel` that are joining or catching up (their `pending`
-   * is set) up to date: confirm the Redis subscription ("watch"), read the channel's position and
-   * the history they miss, queue it, then flush what arrived live meanwhile.
+   * is set) up to date: wait until the channel's Redis subscription is confirmed, read the
+   * channel's position, stream the history each one misses, then flush what arrived live
+   * meanwhile. An error reply (OOM, READONLY…) is retried with backoff; a lost connection is
+   * retried by the next "up".
    */
-  async #catchUp(channel: string, mode: "watch" | "join"): Promise<void> {
+  async #catchUp(channel: string, attempt = 0): Promise<void> {
     try {
-      if (mode === "watch") await this.#subscriber.subscribe(this.#pubsubChannel(channel));
-      // Pipelined in this order: the epoch is fixed in Redis before anyone reads it, so every
-      // instance agrees on it even when Redis was just wiped.
-      const epochKey = `${this.#prefix}epoch`;
-      const [, seq, epochBytes] = await Promise.all([
-        this.#client.command(["SET", epochKey, this.#epochCandidate, "NX"]),
+      // Every join waits (at once when the subscription is already confirmed): only then are
+      // the publications after the reads below sure to arrive live, for every subscriber.
+      await this.#subscriber.subscribe(this.#pubsubChannel(channel));
+      // The epoch is fixed in Redis before anyone reads it, so every instance agrees on it
+      // even when Redis was just wiped.
+      await this.#ensureEpoch();
+      const [seq, epochBytes, floor] = await Promise.all([
         this.#client.command(["GET", this.#key(channel, "seq")]),
-        this.#client.command(["GET", epochKey]),
-      ]) as [unknown, Uint8Array | null, Uint8Array];
-      const lastId = seq === null ? 0 : Number(decoder.decode(seq));
+        this.#client.command(["GET", `${this.#prefix}epoch`]),
+        this.#client.command(["GET", `${this.#prefix}floor`]),
+      ]) as (Uint8Array | null)[];
+      if (epochBytes === null) {
+        this.#epochSet = null; // wiped since it was set (FLUSHALL): set it again
+        throw new Error("Redis holds no epoch");
+      }
+      const counter = seq ?? floor;
+      const lastId = counter === null ? 0 : Number(decoder.decode(counter));
       const epoch = decoder.decode(epochBytes);
       this.#epoch = epoch;
       const local = this.#channels.get(channel);
       if (!local) return;
-      const waiting = [...local].filter(([, s]) => s.pending !== null);
-      // One XRANGE from the oldest position any waiting subscriber needs.
-      let from = Infinity;
-      for (const [, s] of waiting) {
-        const position = s.joined
-          ? (s.epoch === epoch ? s.lastId : lastId)
-          : s.since?.epoch === epoch
-          ? s.since.id
-          : lastId;
-        from = Math.min(from, position);
-      }
-      const history = from < lastId ? await this.#history(channel, from + 1) : [];
-      for (const [subscriber, state] of waiting) {
-        if (this.#channels.get(channel)?.get(subscriber) !== state) continue; // left meanwhile
-        this.#deliverCatchUp(subscriber, channel, state, epoch, lastId, history);
+      const streams = [...local]
+        .filter(([, s]) => s.pending !== null && !s.busy)
+        .map(([subscriber, state]) =>
+          this.#deliverCatchUp(subscriber, channel, state, epoch, lastId, seq === null)
+        );
+      for (const result of await Promise.allSettled(streams)) {
+        if (result.status === "rejected") throw result.reason;
       }
     } catch (err) {
-      if (!(err instanceof RedisUnavailableError)) {
-        this.#options.logger.error("redis.catch_up_failed", { channel, error: String(err) });
-      }
-      // Redis went away: the subscriber's next "up" runs this again for everyone still pending.
+      if (err instanceof RedisUnavailableError || this.#closed) return;
+      // An error reply leaves subscribers pending with no notice: try again, backing off.
+      if (this.#retrying.has(channel)) return;
+      this.#retrying.add(channel);
+      const delay = Math.round(reconnectDelay(attempt));
+      this.#options.logger.warn("redis.catch_up_failed", {
+        channel,
+        error: String(err),
+        retry_ms: delay,
+      });
+      this.#later(delay, () => {
+        this.#retrying.delete(channel);
+        this.#track(this.#catchUp(channel, attempt + 1));
+      });
     }
   }
 
-  async #history(channel: string, from: number): Promise<Entry[]> {
+  /** `SET epoch NX`, once per commands connection (shared by every catch-up meanwhile). */
+  #ensureEpoch(): Promise<unknown> {
+    this.#epochSet ??= this.#client.command([
+      "SET",
+      `${this.#prefix}epoch`,
+      this.#epochCandidate,
+      "NX",
+    ])
+      .catch((err) => {
+        this.#epochSet = null;
+        throw err;
+      });
+    return this.#epochSet;
+  }
+
+  /** Up to {@linkcode PAGE} history entries of `channel` from id `from` on. */
+  async #page(channel: string, from: number): Promise<Entry[]> {
     const reply = await this.#client.command([
       "XRANGE",
       this.#key(channel, "history"),
       `${from}-0`,
       "+",
-    ]) as [
-      Uint8Array,
-      Uint8Array[],
-    ][];
+      "COUNT",
+      PAGE,
+    ]) as [Uint8Array, Uint8Array[]][];
     return reply.map(([id, fields]) => ({
       id: Number(decoder.decode(id).split("-")[0]),
       frame: encodeFrame(Opcode.Text, fields[1]),
     }));
   }
 
-  #deliverCatchUp(
+  /** Whether `state` is still `subscriber`'s subscription to `channel` (not left meanwhile). */
+  #current(channel: string, subscriber: Subscriber, state: SubscriberState): boolean {
+    return this.#channels.get(channel)?.get(subscriber) === state;
+  }
+
+  /** Resolves when `subscriber`'s queue has drained, or it left `channel`, or the hub closes. */
+  #drained(subscriber: Subscriber, state: SubscriberState): Promise<void> {
+    return new Promise<void>((resolve) => {
+      state.wake = resolve;
+      this.#drains.wait(subscriber, resolve);
+    }).finally(() => state.wake = null);
+  }
+
+  /**
+   * One subscriber's catch-up: the `lost` or `subscribed` notice, then its history in pages
+   * of {@linkcode PAGE}, each entry queued only while the queue is within the replay budget
+   * (else it waits for the writer), so a resume larger than the queue streams. Live
+   * publications meanwhile wait in `pending`; they are flushed, without duplicates, at the end.
+   */
+  async #deliverCatchUp(
     subscriber: Subscriber,
     channel: string,
     state: SubscriberState,
     epoch: string,
     lastId: number,
-    history: Entry[],
-  ): void {
-    if (state.pending === null) return; // another catch-up got here first
-    const wanted = state.joined ? { epoch: state.epoch, id: state.lastId } : state.since;
-    let recovered: boolean | undefined;
-    let position = lastId; // a plain subscribe, or a lost resume, starts at the live end
-    if (wanted !== undefined) {
-      const reason = wanted.epoch !== epoch
-        ? `epoch ${wanted.epoch} is not the current ${epoch} (the history was reset)`
-        : wanted.id > lastId
-        ? `id ${wanted.id} is ahead of the channel's last id ${lastId}`
-        : wanted.id < lastId && !history.some((e) => e.id === wanted.id + 1)
-        ? `history no longer holds the messages after ${wanted.id}`
-        : null;
-      recovered = reason === null;
-      if (reason === null) position = wanted.id;
-      else subscriber.sendText(notices.lost(channel, epoch, lastId, reason));
-    }
-    if (!state.joined) subscriber.sendText(notices.subscribed(channel, epoch, lastId, recovered));
-    state.joined = true;
-    state.since = undefined;
-    state.epoch = epoch;
-    state.lastId = position;
-    const pending = state.pending;
-    state.pending = null;
-    const newest = history.at(-1)?.id ?? 0;
-    const entries = [...history, ...pending.filter((e) => e.id > newest)];
-    if (!this.#sendInOrder(subscriber, state, entries)) {
-      // A hole between history and the live buffer: fetch it in another round.
-      this.#track(this.#catchUp(channel, "join"));
+    fresh: boolean,
+  ): Promise<void> {
+    if (state.pending === null || state.busy) return; // another catch-up got here first
+    state.busy = true;
+    try {
+      const wanted = state.joined ? { epoch: state.epoch, id: state.lastId } : state.since;
+      let recovered: boolean | undefined;
+      let position = lastId; // a plain subscribe, or a lost resume, starts at the live end
+      let page: Entry[] = [];
+      if (wanted !== undefined) {
+        let reason = wanted.epoch !== epoch
+          ? `epoch ${wanted.epoch} is not the current ${epoch} (the history was reset)`
+          : wanted.id > lastId
+          ? `id ${wanted.id} is ahead of the channel's last id ${lastId}`
+          : null;
+        if (reason === null && wanted.id < lastId) {
+          page = await this.#page(channel, wanted.id + 1);
+          if (!this.#current(channel, subscriber, state)) return;
+          if (page[0]?.id !== wanted.id + 1) {
+            reason = `history no longer holds the messages after ${wanted.id}`;
+            page = [];
+          }
+        }
+        recovered = reason === null;
+        if (reason === null) position = wanted.id;
+        else subscriber.sendText(notices.lost(channel, epoch, lastId, reason));
+      }
+      if (!state.joined) subscriber.sendText(notices.subscribed(channel, epoch, lastId, recovered));
+      state.joined = true;
+      state.since = undefined;
+      state.epoch = epoch;
+      state.lastId = position;
+      state.fresh = fresh;
+      while (page.length > 0) {
+        for (let i = 0; i < page.length; i++) {
+          const entry = page[i];
+          if (entry.id <= state.lastId) continue;
+          if (entry.id > state.lastId + 1) break; // trimmed meanwhile: the flush finds the hole
+          const queued = subscriber.queuedBytes;
+          if (queued > 0 && queued + entry.frame.length > replayBudget(subscriber)) {
+            await this.#drained(subscriber, state);
+            if (!this.#current(channel, subscriber, state) || this.#closed) return;
+            i--; // this entry again, against the drained queue
+            continue;
+          }
+          if (!subscriber.sendFrame(entry.frame)) return; // closed: it left every channel
+          state.lastId = entry.id;
+        }
+        if (page.length < PAGE || page.at(-1)!.id > state.lastId) break;
+        page = await this.#page(channel, state.lastId + 1);
+        if (!this.#current(channel, subscriber, state)) return;
+      }
+      const pending = state.pending;
+      state.pending = null;
+      if (!this.#sendInOrder(subscriber, state, pending)) {
+        // A hole between history and the live buffer: fetch it in another round.
+        this.#track(this.#catchUp(channel));
+      }
+    } finally {
+      state.busy = false;
     }
   }
 }

@@ -66,3 +66,35 @@ Deno.test("History stays consistent across many evictions and compactions", () =
     10_000,
   ]);
 });
+
+Deno.test("History drops its reference to every evicted frame (count and bytes)", () => {
+  // Byte-bounded: 1,000 frames of 64 bytes through 256 bytes keeps 4, and references 4.
+  const byBytes = new History(100, 256);
+  for (let i = 0; i < 1_000; i++) byBytes.add(byBytes.nextId(), frame(64));
+  assertEquals([byBytes.size, byBytes.bytes, byBytes.retained], [4, 256, 4]);
+  assertEquals(ids(byBytes, 996), [997, 998, 999, 1_000]);
+  // Count-bounded: the ring never holds more slots than its capacity.
+  const byCount = new History(50, 1 << 30);
+  for (let i = 0; i < 3_000; i++) byCount.add(byCount.nextId(), frame(1));
+  assertEquals([byCount.size, byCount.retained, byCount.slots], [50, 50, 50]);
+});
+
+Deno.test("History grows its ring with use, not to capacity up front", () => {
+  const h = new History(1_000, 1 << 30);
+  h.add(h.nextId(), frame(1));
+  assertEquals(h.slots, 4);
+  for (let i = 0; i < 9; i++) h.add(h.nextId(), frame(1));
+  assertEquals([h.slots, h.size, h.oldestId], [16, 10, 1]);
+  assertEquals(h.frame(0), undefined);
+  assertEquals(h.frame(10)?.length, 1);
+  assertEquals(h.frame(11), undefined);
+});
+
+Deno.test("History can start after a given id (a channel created again)", () => {
+  const h = new History(10, 1 << 20, 41);
+  assertEquals([h.lastId, h.nextId(), h.oldestId], [41, 42, 42]);
+  assertEquals(ids(h, 41), []);
+  assertEquals(typeof ids(h, 3), "string");
+  h.add(h.nextId(), frame(1));
+  assertEquals(ids(h, 41), [42]);
+});

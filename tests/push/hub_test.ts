@@ -10,6 +10,7 @@ import {
   type Subscriber,
 } from "../../src/push/channel_hub.ts";
 import { MessageReader } from "../../src/protocol/message.ts";
+import { clockMs } from "../../src/clock.ts";
 
 /** A subscriber that records what it was sent, decoding frames back to text. */
 class Recorder implements Subscriber {
@@ -32,6 +33,10 @@ class Recorder implements Subscriber {
   get json(): Record<string, unknown>[] {
     return this.texts.map((t) => JSON.parse(t));
   }
+  // A queue that never fills: it drains as fast as anything is sent.
+  readonly queuedBytes = 0;
+  readonly maxQueueBytes = Infinity;
+  onDrain(): void {}
 }
 
 Deno.test("Hub sends a subscribed notice, then publications as envelopes", () => {
@@ -171,6 +176,9 @@ Deno.test("a subscriber closed during its replay does not stay in the channel", 
   let sent = 0;
   const closing: Subscriber = {
     id: 999_999,
+    queuedBytes: 0,
+    maxQueueBytes: Infinity,
+    onDrain: () => {},
     sendText: () => true,
     sendFrame: () => {
       if (++sent < 2) return true;
@@ -183,4 +191,130 @@ Deno.test("a subscriber closed during its replay does not stay in the channel", 
   assertEquals(hub.stats().active, 0, "no channel keeps the closed subscriber");
   assertEquals(hub.publish("news", { kind: "text", text: "later" }).delivered, 0);
   assertEquals(sent, 2, "nothing is sent to it after it closed");
+});
+
+/** A subscriber with a bounded queue that drains only when the test says so (its writer). */
+class Paced implements Subscriber {
+  static #next = 500_000;
+  readonly id = Paced.#next++;
+  readonly maxQueueBytes: number;
+  queuedBytes = 0;
+  closed = false;
+  ids: number[] = [];
+  texts: string[] = [];
+  #queue: Uint8Array[] = [];
+  #drained: (() => void) | null = null;
+  #reader = new MessageReader({ role: "client", maxMessageBytes: 1 << 20 }, (e) => {
+    if (e.type === "text") this.ids.push(JSON.parse(e.data).id);
+  });
+  constructor(maxQueueBytes: number) {
+    this.maxQueueBytes = maxQueueBytes;
+  }
+  sendFrame(frame: Uint8Array): boolean {
+    if (this.closed) return false;
+    if (this.queuedBytes + frame.length > this.maxQueueBytes) return !(this.closed = true);
+    this.#queue.push(frame);
+    this.queuedBytes += frame.length;
+    return true;
+  }
+  sendText(text: string): boolean {
+    this.texts.push(text);
+    return true;
+  }
+  onDrain(callback: () => void): void {
+    this.#drained = callback;
+  }
+  /** The writer writes everything queued, then calls the drain callback. Whether any waited. */
+  write(): boolean {
+    const wrote = this.#queue.length > 0;
+    for (const frame of this.#queue.splice(0)) this.#reader.push(frame);
+    this.queuedBytes = 0;
+    const callback = this.#drained;
+    this.#drained = null;
+    callback?.();
+    return wrote;
+  }
+}
+
+const text = (n: number) => ({ kind: "text" as const, text: "x".repeat(n) });
+
+Deno.test("Hub streams a resume larger than the queue, paced by the writer, gap-free", () => {
+  const hub = new Hub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
+  for (let i = 0; i < 200; i++) hub.publish("news", text(1_000)); // ~200 KB of history
+  const client = new Paced(8 * 1024); // a queue far smaller than the replay
+  hub.subscribe(client, "news", { epoch: "e1", id: 0 });
+  assertEquals(JSON.parse(client.texts[0]).recovered, true);
+  assert(client.queuedBytes <= 4 * 1024, "a replay fills at most half the queue");
+  // Publications keep coming while it catches up; it reads them from history too.
+  let rounds = 0;
+  while (client.write()) {
+    if (rounds++ % 3 === 0) hub.publish("news", text(1_000));
+  }
+  assertEquals(client.closed, false, "never a slow consumer");
+  const last = hub.publish("news", text(10)).id; // live now: queued directly
+  client.write();
+  assertEquals(client.ids, Array.from({ length: last }, (_, i) => i + 1));
+  assertEquals(hub.stats().active, 1);
+});
+
+Deno.test("Hub tells a replay that history evicted what it had not reached yet, then goes live", () => {
+  const hub = new Hub({ historySize: 20, historyBytes: 1 << 30, epoch: "e1" });
+  for (let i = 0; i < 15; i++) hub.publish("news", text(1_000));
+  const client = new Paced(4 * 1024);
+  hub.subscribe(client, "news", { epoch: "e1", id: 0 });
+  for (let i = 0; i < 30; i++) hub.publish("news", text(1_000)); // evicts ids up to 25
+  client.write();
+  const lost = client.texts.map((t) => JSON.parse(t)).find((m) => m.notice === "lost");
+  const sent = client.ids.length;
+  assertEquals([lost?.id, lost?.reason], [
+    45,
+    `history holds ids 26..45; ${25 - sent} message(s) after ${sent} are gone`,
+  ]);
+  hub.publish("news", text(10));
+  client.write();
+  const replayed = Array.from({ length: sent }, (_, i) => i + 1);
+  assertEquals(client.ids, [...replayed, 46], "what it got, then live after the lost notice");
+  assertEquals(client.closed, false);
+});
+
+Deno.test("Hub drops idle channels after the TTL, keeps listened ones, never reuses ids", () => {
+  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, historyTtl: 60_000, epoch: "e1" });
+  try {
+    for (let i = 0; i < 3; i++) hub.publish("idle", text(10));
+    hub.publish("listened", text(10));
+    const client = new Recorder();
+    hub.subscribe(client, "listened");
+    hub.sweep(clockMs() + 59_000);
+    assertEquals(hub.stats().channels, 2, "not yet old enough");
+    hub.sweep(clockMs() + 60_000);
+    assertEquals(hub.stats(), { channels: 1, active: 1, historyMessages: 1, historyBytes: 64 });
+    // Made again: its ids continue above the dropped ones, so an old position is lost, not
+    // mistaken for a position in the new history.
+    assertEquals(hub.publish("idle", text(10)).id, 4);
+    const late = new Recorder();
+    hub.subscribe(late, "idle", { epoch: "e1", id: 2 });
+    assertEquals(late.json[0].notice, "lost");
+    const current = new Recorder();
+    hub.subscribe(current, "idle", { epoch: "e1", id: 3 });
+    assertEquals(current.json[0].recovered, true);
+    assertEquals(current.texts.length, 2, "id 4 replayed");
+  } finally {
+    hub.close();
+  }
+});
+
+Deno.test("Hub paces a client resuming two channels at once: both replays complete", () => {
+  const hub = new Hub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
+  for (let i = 0; i < 50; i++) {
+    hub.publish("a", text(1_000));
+    hub.publish("b", text(1_000));
+  }
+  const client = new Paced(8 * 1024);
+  hub.subscribe(client, "a", { epoch: "e1", id: 0 });
+  hub.subscribe(client, "b", { epoch: "e1", id: 0 });
+  while (client.write());
+  assertEquals(client.ids.length, 100, "all of a and all of b");
+  assertEquals(hub.stats().active, 2);
+  assertEquals(hub.publish("a", text(1)).delivered, 1);
+  assertEquals(hub.publish("b", text(1)).delivered, 1);
 });
