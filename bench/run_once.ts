@@ -285,10 +285,12 @@ async function measuredPhase(
   const c0 = await readCpuSeconds(client.pid);
   const t1 = performance.now();
   await say("go");
-  const r = await events.next("result", DEFAULT_LOAD.timeoutMs + 30_000);
+  // Sampled when the phase ended, before the client spends seconds sorting its samples.
+  await events.next("ended", DEFAULT_LOAD.timeoutMs + 30_000);
   const seconds = (performance.now() - t1) / 1000;
   result.metrics.serverCpuPercent = (100 * ((await readCpuSeconds(server.pid)) - s0)) / seconds;
   result.metrics.otherCpuPercent = await noise(m0, s0, c0, t1);
+  const r = await events.next("result", 60_000);
   const mem = await readMemory(server.pid);
   result.metrics.rssEndMiB = mem.rssKiB / 1024;
   result.metrics.peakMiB = mem.peakKiB / 1024;
