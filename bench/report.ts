@@ -278,7 +278,8 @@ started server.
 ${input.command}
 \`\`\`
 
-The servers were started as (ports chosen free at each start; the same flags for all):
+The servers were started as (ports chosen free at each start; the same server flags for all, V8
+flags for the Deno servers only):
 
 \`\`\`sh
 ${input.servers.map((k) => input.serverCommands[k]).filter((c) => c).join("\n")}

@@ -39,15 +39,8 @@ import {
   type ServerKind,
   targetsTable,
 } from "./report.ts";
-import {
-  ARTIFACTS,
-  CLIENT_BOUND_PERCENT,
-  type RunContext,
-  runOnce,
-  SERVER_CORE,
-  serverArgv,
-} from "./run_once.ts";
-import { evaluateTargets } from "./targets.ts";
+import { ARTIFACTS, type RunContext, runOnce, SERVER_CORE, serverArgv } from "./run_once.ts";
+import { CLIENT_BOUND_PERCENT, evaluateTargets } from "./targets.ts";
 import {
   fullScenarios,
   MAX_QUEUE_BYTES,

@@ -22,6 +22,7 @@ import { Publisher } from "./http_publisher.ts";
 import { summarizeProfile } from "./profile_top.ts";
 import { fmt, type RunResult, type ServerKind } from "./report.ts";
 import type { Scenario } from "./scenarios.ts";
+import { CLIENT_BOUND_PERCENT } from "./targets.ts";
 
 /** Where logs, profiles and raw results go. */
 export const ARTIFACTS = ".artifacts/bench";
@@ -29,8 +30,6 @@ export const ARTIFACTS = ".artifacts/bench";
 export const SERVER_CORE = 1;
 /** The core the load client is pinned to. */
 export const CLIENT_CORE = 0;
-/** A load client above this share of its core during a phase may have been the bottleneck. */
-export const CLIENT_BOUND_PERCENT = 90;
 
 /** Flags every server gets (ports are added per start). */
 export const SERVER_FLAGS = ["--demo", "false", "--log-level", "warn", "--max-clients", "20000"];
