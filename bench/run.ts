@@ -12,7 +12,7 @@
  *   when `bun` is not on PATH)
  * - `--out=PATH`: where the report goes (default docs/performance.md for a full run of all
  *   scenarios, .artifacts/bench/performance.md otherwise)
- * - `--max-minutes=N`: stop starting new runs after N minutes (default 25)
+ * - `--max-minutes=N`: stop starting new runs after N minutes (default 60: three servers × 3 runs of 10 scenarios take ~30 min on a quiet machine)
  * - `--cpu-prof`: run the servers with `deno run --cpu-prof` (profiles in .artifacts/bench/prof/)
  *   and print each run's top functions by self time
  * - `--v8-flags=A,B`: V8 flags for both servers (`deno run --v8-flags=A,B`); by default the ones
@@ -90,7 +90,7 @@ function parseOptions(args: string[]): Options {
     runs: Number(get("runs") ?? (quick ? 1 : 3)),
     servers: servers as ServerKind[],
     out: get("out"),
-    maxMinutes: Number(get("max-minutes") ?? 25),
+    maxMinutes: Number(get("max-minutes") ?? 60),
     retries: Number(get("retries") ?? 2),
     cpuProf: args.includes("--cpu-prof"),
     v8Flags: get("v8-flags") ?? productV8Flags(),
