@@ -12,7 +12,8 @@
  *   when `bun` is not on PATH)
  * - `--out=PATH`: where the report goes (default docs/performance.md for a full run of all
  *   scenarios, .artifacts/bench/performance.md otherwise)
- * - `--max-minutes=N`: stop starting new runs after N minutes (default 60: three servers × 3 runs of 10 scenarios take ~30 min on a quiet machine)
+ * - `--max-minutes=N`: stop starting new runs after N minutes (default 60; three servers × 3
+ *   runs of the 10 scenarios take ~30 min on a quiet machine)
  * - `--cpu-prof`: run the servers with `deno run --cpu-prof` (profiles in .artifacts/bench/prof/)
  *   and print each run's top functions by self time
  * - `--v8-flags=A,B`: V8 flags for both servers (`deno run --v8-flags=A,B`); by default the ones
