@@ -13,10 +13,11 @@ export const PEEK_BYTES = 192;
 /** What a {@linkcode FrameScanner} found, handed over synchronously in stream order. */
 export interface FrameSink {
   /**
-   * A text message: its `"id":` (or -1 when absent) and the `"ts":` number at the start of its
-   * data (NaN when absent). `length` is the whole payload length.
+   * A text message: its `"id":` (or -1 when absent), the `"ts":` number at the start of its
+   * data (NaN when absent), and the `"seq":` number right after `ts` (the order the load client
+   * sent the publishes in; -1 when absent). `length` is the whole payload length.
    */
-  onText(id: number, ts: number, length: number): void;
+  onText(id: number, ts: number, length: number, seq: number): void;
   /** A close frame: its code (1005 when it has none) and reason. */
   onClose(code: number, reason: string): void;
   /** A ping: its payload (copied; at most 125 bytes) must be answered with a pong. */
@@ -34,6 +35,8 @@ const MINUS = 0x2d;
 const ID_KEY = [Q, 0x69, 0x64, Q, COLON];
 /** `,"data":{"ts":` — the published body is `{"ts":…}`, embedded as the data value. */
 const DATA_TS = [...',"data":{"ts":'].map((c) => c.charCodeAt(0));
+/** `,"seq":` — right after the `ts` number in the published body. */
+const SEQ_KEY = [...',"seq":'].map((c) => c.charCodeAt(0));
 const decoder = new TextDecoder();
 
 /**
@@ -159,7 +162,7 @@ export class FrameScanner {
     let at = this.#idAt;
     if (at < 0 || at > peek || !matches(b, p + at - ID_KEY.length, ID_KEY)) {
       at = find(b, p, peek, ID_KEY);
-      if (at < 0) return this.#sink.onText(-1, NaN, length);
+      if (at < 0) return this.#sink.onText(-1, NaN, length, -1);
       this.#idAt = at;
     }
     const end = p + peek;
@@ -171,10 +174,24 @@ export class FrameScanner {
       c = b[++i];
     }
     let ts = NaN;
+    let seq = -1;
     if (i + DATA_TS.length < end && matches(b, i, DATA_TS)) {
-      ts = parseNumber(b, i + DATA_TS.length, end);
+      i += DATA_TS.length;
+      ts = parseNumber(b, i, end);
+      while (
+        i < end && ((b[i] >= DIGIT0 && b[i] <= DIGIT0 + 9) || b[i] === DOT || b[i] === MINUS)
+      ) {
+        i++;
+      }
+      if (i + SEQ_KEY.length < end && matches(b, i, SEQ_KEY)) {
+        i += SEQ_KEY.length;
+        const start = i;
+        seq = 0;
+        while (i < end && b[i] >= DIGIT0 && b[i] <= DIGIT0 + 9) seq = seq * 10 + (b[i++] - DIGIT0);
+        if (i === start) seq = -1;
+      }
     }
-    this.#sink.onText(id, ts, length);
+    this.#sink.onText(id, ts, length, seq);
   }
 }
 

@@ -8,8 +8,8 @@ import { FrameScanner, type FrameSink, parseNumber } from "./frame_scanner.ts";
 
 class Recorder implements FrameSink {
   events: string[] = [];
-  onText(id: number, ts: number, length: number) {
-    this.events.push(`text ${id} ${ts} ${length}`);
+  onText(id: number, ts: number, length: number, seq: number) {
+    this.events.push(`text ${id} ${ts} ${length} ${seq}`);
   }
   onClose(code: number, reason: string) {
     this.events.push(`close ${code} ${reason}`);
@@ -22,8 +22,8 @@ class Recorder implements FrameSink {
   }
 }
 
-function message(id: number, ts: string, pad: number): string {
-  return `{"channel":"bench","epoch":"Ab_9","id":${id},"data":{"ts":${ts},"seq":1,"pad":"${
+function message(id: number, ts: string, pad: number, seq = 1): string {
+  return `{"channel":"bench","epoch":"Ab_9","id":${id},"data":{"ts":${ts},"seq":${seq},"pad":"${
     "x".repeat(pad)
   }"}}`;
 }
@@ -31,7 +31,7 @@ function message(id: number, ts: string, pad: number): string {
 function stream(): Uint8Array {
   const frames = [
     encodeTextFrame(message(1, "1795618277335.837", 10)),
-    encodeTextFrame(message(2, "17.5", 300)), // 16-bit length, longer than the peek
+    encodeTextFrame(message(2, "17.5", 300, 40_017)), // 16-bit length, longer than the peek
     encodeFrame(9, new Uint8Array(5)),
     encodeTextFrame(message(123456, "3", 70_000)), // 64-bit length
     encodeTextFrame(`{"no":"id"}`),
@@ -48,16 +48,16 @@ function stream(): Uint8Array {
 }
 
 const EXPECTED = [
-  `text 1 1795618277335.837 ${message(1, "1795618277335.837", 10).length}`,
-  `text 2 17.5 ${message(2, "17.5", 300).length}`,
+  `text 1 1795618277335.837 ${message(1, "1795618277335.837", 10).length} 1`,
+  `text 2 17.5 ${message(2, "17.5", 300, 40_017).length} 40017`,
   "ping 5",
-  `text 123456 3 ${message(123456, "3", 70_000).length}`,
-  "text -1 NaN 11",
+  `text 123456 3 ${message(123456, "3", 70_000).length} 1`,
+  "text -1 NaN 11 -1",
   "other 2",
   "close 1008 slow",
 ];
 
-Deno.test("FrameScanner reads ids, timestamps and control frames from one chunk", () => {
+Deno.test("FrameScanner reads ids, timestamps, send order and control frames from one chunk", () => {
   const r = new Recorder();
   const bytes = stream();
   new FrameScanner(r).push(bytes, bytes.length);

@@ -15,6 +15,7 @@
  * @module
  */
 import { type BenchClient, clock, connectAll, readBufferBytes, Tally } from "./bench_client.ts";
+import { EchoClient } from "./echo_client.ts";
 import { Publisher } from "./http_publisher.ts";
 import { sleep, within } from "./proc.ts";
 import { type LatencySummary, summarizeLatency } from "./stats.ts";
@@ -34,12 +35,20 @@ export interface LoadConfig {
   clients: number;
   /** Extra clients that never read until the runner says `drain` (slow consumers). */
   slow: number;
-  /** Messages published in the measured phase. */
+  /** Messages published in the measured phase (at most, with `seconds`). */
   messages: number;
+  /** Stop starting publishes after this many seconds (0: publish all `messages`). */
+  seconds: number;
   /** Size of each published body in bytes. */
   size: number;
   /** Publishes in flight (one keep-alive connection each). */
   inflight: number;
+  /** Publishes per second, paced from the start of the phase (0: as fast as answers come). */
+  rate: number;
+  /** Round trips on `/echo` instead of fan-out: `messages` per client, `size` bytes each. */
+  echo: boolean;
+  /** Echo round trips per client before the measured ones (not counted). */
+  echoWarmup: number;
   /** Only connect, wait for `close`, and disconnect (the idle-memory scenario). */
   idle: boolean;
   /** Handshakes in progress at once during the connect phase. */
@@ -58,8 +67,12 @@ export const DEFAULT_LOAD: Omit<LoadConfig, "wsPort" | "httpPort"> = {
   clients: 100,
   slow: 0,
   messages: 100,
+  seconds: 0,
   size: 64,
   inflight: 1,
+  rate: 0,
+  echo: false,
+  echoWarmup: 50,
   idle: false,
   connectConcurrency: 64,
   stallMs: 10_000,
@@ -99,15 +112,27 @@ interface PublishOutcome {
   deliveredMin: number;
   deliveredMax: number;
   lastId: number;
+  /** Seconds from the first publish written to the last answer read. */
+  seconds: number;
+  /** Publishes answered per second. */
+  perSecond: number;
+  /** Paced: how late (ms) the latest publish was written after its scheduled time. */
+  maxBehindMs: number;
 }
 
-/** Publishes `count` messages over `publishers`, each keeping one request in flight. */
+/**
+ * Publishes `count` messages over `publishers`, each keeping one request in flight. With `rate`
+ * > 0 publish i is not written before `i / rate` seconds after the start (paced, open loop:
+ * a slow answer delays only the publishes that wait for its connection).
+ */
 async function publishAll(
   publishers: Publisher[],
   channel: string,
   count: number,
   size: number,
   firstSeq: number,
+  rate = 0,
+  seconds = 0,
 ): Promise<PublishOutcome> {
   const outcome: PublishOutcome = {
     published: 0,
@@ -116,12 +141,24 @@ async function publishAll(
     deliveredMin: Infinity,
     deliveredMax: 0,
     lastId: 0,
+    seconds: 0,
+    perSecond: 0,
+    maxBehindMs: 0,
   };
   const target = `/publish?channel=${encodeURIComponent(channel)}`;
   let next = 0;
+  const t0 = performance.now();
+  const stopAt = seconds > 0 ? t0 + seconds * 1000 : Infinity;
   const worker = async (publisher: Publisher) => {
-    while (next < count) {
-      const seq = firstSeq + next++;
+    while (next < count && performance.now() < stopAt) {
+      const i = next++;
+      const seq = firstSeq + i;
+      if (rate > 0) {
+        const due = t0 + (i * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0.5) await sleep(wait);
+        outcome.maxBehindMs = Math.max(outcome.maxBehindMs, performance.now() - due);
+      }
       const { status, body } = await publisher.post(
         target,
         "application/json",
@@ -140,6 +177,8 @@ async function publishAll(
     }
   };
   await Promise.all(publishers.map(worker));
+  outcome.seconds = (performance.now() - t0) / 1000;
+  outcome.perSecond = outcome.published / outcome.seconds;
   return outcome;
 }
 
@@ -174,7 +213,7 @@ async function waitWithStall(
  * p50 and max latency of each of `parts` equal slices of the samples in arrival order: a
  * latency that climbs from slice to slice means a backlog was building up during the run.
  */
-function latencyTimeline(samples: Float64Array, count: number, parts: number): number[][] {
+function latencyTimeline(samples: Float32Array, count: number, parts: number): number[][] {
   const out: number[][] = [];
   for (let i = 0; i < parts; i++) {
     const slice = samples.slice(
@@ -185,6 +224,89 @@ function latencyTimeline(samples: Float64Array, count: number, parts: number): n
     out.push([Math.round(s.p50 * 100) / 100, Math.round(s.max * 100) / 100]);
   }
   return out;
+}
+
+/**
+ * Emits the measured phase's `result` event: deliveries (or echo round trips) from `start` to
+ * the last one that arrived, even when some clients were lost or the phase stalled.
+ */
+function emitResult(
+  outcome: string,
+  clients: BenchClient[],
+  tally: Tally,
+  start: number,
+  cpuStart: number,
+  publish: PublishOutcome | null,
+): void {
+  // The phase's CPU and length before the summary: sorting millions of samples is client work
+  // after the measurement, and the runner samples the server's CPU at this `ended` event too.
+  const cpu = cpuSeconds() - cpuStart;
+  const wall = (clock() - start) / 1000;
+  emit({ event: "ended" });
+  const seconds = (tally.lastDeliveryAt - start) / 1000;
+  // Before the summary sorts the samples: they are in arrival order here.
+  const timeline = latencyTimeline(tally.latencies, tally.latencyCount, 10);
+  const latency: LatencySummary = summarizeLatency(tally.latencies, tally.latencyCount);
+  emit({
+    event: "result",
+    outcome,
+    expected: clients.length * tally.target,
+    deliveries: tally.deliveries,
+    seconds,
+    deliveriesPerSec: seconds > 0 ? tally.deliveries / seconds : 0,
+    latency,
+    latencyTimeline: timeline,
+    sendReorders: tally.sendReorders,
+    errors: {
+      gaps: tally.gaps,
+      duplicates: tally.duplicates,
+      malformed: tally.malformed,
+      missingTs: tally.missingTs,
+      unexpectedFrames: tally.unexpectedFrames,
+      incompleteClients: clients.length - tally.completed,
+      closedClients: clients.filter((c) => c.closeCode !== 0 || c.ended !== "").length,
+    },
+    publish,
+    clientCpuSeconds: cpu,
+    clientCpuPercent: (100 * cpu) / wall,
+  });
+}
+
+/**
+ * The echo scenario's phases: `echoWarmup` round trips per client (not counted), then
+ * `messages` measured ones, every client keeping one message in flight.
+ */
+async function echoPhase(config: LoadConfig, clients: EchoClient[], tally: Tally): Promise<void> {
+  const warm = config.echoWarmup;
+  for (const c of clients) {
+    c.size = config.size;
+    c.limit = warm;
+    c.sendMessage(1);
+  }
+  const warmed = await waitWithStall(
+    (async () => {
+      while (clients.some((c) => c.lastId < warm)) await sleep(20);
+    })(),
+    () => clients.reduce((n, c) => n + c.lastId, 0),
+    config.stallMs,
+    config.timeoutMs,
+  );
+  if (warmed !== "done") throw new Error(`the echo warm-up ${warmed}`);
+  const cpu0 = cpuSeconds();
+  const start = clock();
+  tally.lastDeliveryAt = start;
+  for (const c of clients) {
+    c.measureFrom(warm);
+    c.limit = warm + config.messages;
+    c.sendMessage(warm + 1);
+  }
+  const outcome = await waitWithStall(
+    tally.allDone,
+    () => tally.deliveries,
+    config.stallMs,
+    config.timeoutMs,
+  );
+  emitResult(outcome, clients, tally, start, cpu0, null);
 }
 
 /** Reads the runner's commands from stdin, one per line. */
@@ -207,7 +329,9 @@ export async function main(config: LoadConfig): Promise<void> {
   };
   const total = config.clients + config.slow;
   const keys = await makeKeys(total);
-  const fast = new Tally(config.clients, config.messages, config.clients * config.messages);
+  // A timed phase learns its target (the messages published) when publishing ends.
+  const target = config.seconds > 0 && !config.echo ? Infinity : config.messages;
+  const fast = new Tally(config.clients, target, config.clients * config.messages);
   const slow = new Tally(config.slow, config.messages, 0);
   const tallies = keys.map((_, i) => i < config.clients ? fast : slow);
   // Allocated before the clock starts: zeroing 10,000 × 64 KiB costs the client ~0.2 s, which
@@ -219,11 +343,12 @@ export async function main(config: LoadConfig): Promise<void> {
   const cpu0 = cpuSeconds();
   const t0 = performance.now();
   const { clients, failures } = await connectAll(
-    config,
+    config.echo ? { ...config, path: "/echo" } : config,
     keys,
     buffers,
     tallies,
     config.connectConcurrency,
+    config.echo ? (c, b, t) => new EchoClient(c, b, t) : undefined,
   );
   const connectSeconds = (performance.now() - t0) / 1000;
   const connectCpu = cpuSeconds() - cpu0;
@@ -240,7 +365,10 @@ export async function main(config: LoadConfig): Promise<void> {
     clientCpuPercent: (100 * connectCpu) / connectSeconds,
   });
 
-  if (!config.idle) {
+  if (config.echo) {
+    await waitFor("go");
+    await echoPhase(config, fastClients as EchoClient[], fast);
+  } else if (!config.idle) {
     await waitFor("go");
     const publishers = await Promise.all(
       Array.from({ length: config.inflight }, () => Publisher.connect(config.httpPort)),
@@ -251,6 +379,14 @@ export async function main(config: LoadConfig): Promise<void> {
     for (let i = 0; warm.deliveredMax < clients.length && warm.failures === 0 && i < 50; i++) {
       await sleep(100);
       warm = await publishAll(publishers.slice(0, 1), config.channel, 1, config.size, 0);
+    }
+    // One publish through each other connection too, one at a time: a server handles a fresh
+    // connection's first request later than a warm one's, which would show as publishes out of
+    // send order at the start of every run.
+    for (const publisher of publishers.slice(1)) {
+      if (warm.failures > 0) break;
+      const next = await publishAll([publisher], config.channel, 1, config.size, 0);
+      warm = { ...next, lastId: Math.max(warm.lastId, next.lastId) };
     }
     if (warm.failures > 0) throw new Error(`warm-up publish failed: ${warm.firstFailure}`);
     const base = warm.lastId;
@@ -269,41 +405,27 @@ export async function main(config: LoadConfig): Promise<void> {
     const cpu1 = cpuSeconds();
     const start = clock();
     fast.lastDeliveryAt = start;
-    const publishing = publishAll(publishers, config.channel, config.messages, config.size, 1);
+    const publishing = publishAll(
+      publishers,
+      config.channel,
+      config.messages,
+      config.size,
+      1,
+      config.rate,
+      config.seconds,
+    );
+    if (fast.target === Infinity) {
+      // Ids are given to successful publishes only, so that is what every client must get.
+      publishing.then((p) => fast.setTarget(p.published, fastClients), () => {});
+    }
     const outcome = await waitWithStall(
       fast.clients === 0 ? publishing.then(() => {}) : fast.allDone,
       () => fast.deliveries,
       config.stallMs,
       config.timeoutMs,
     );
-    // Up to the last delivery, even when some clients were lost or the phase stalled.
-    const end = fast.lastDeliveryAt;
     const published = await within(publishing, 1000, null);
-    const seconds = (end - start) / 1000;
-    // Before the summary sorts the samples: they are in arrival order here.
-    const timeline = latencyTimeline(fast.latencies, fast.latencyCount, 10);
-    const latency: LatencySummary = summarizeLatency(fast.latencies, fast.latencyCount);
-    emit({
-      event: "result",
-      outcome,
-      expected: fastClients.length * config.messages,
-      deliveries: fast.deliveries,
-      seconds,
-      deliveriesPerSec: seconds > 0 ? fast.deliveries / seconds : 0,
-      latency,
-      latencyTimeline: timeline,
-      errors: {
-        gaps: fast.gaps,
-        duplicates: fast.duplicates,
-        malformed: fast.malformed,
-        missingTs: fast.missingTs,
-        unexpectedFrames: fast.unexpectedFrames,
-        incompleteClients: fastClients.length - fast.completed,
-        closedClients: fastClients.filter((c) => c.closeCode !== 0 || c.ended !== "").length,
-      },
-      publish: published,
-      clientCpuPercent: (100 * (cpuSeconds() - cpu1)) / ((clock() - start) / 1000),
-    });
+    emitResult(outcome, fastClients, fast, start, cpu1, published);
     for (const p of publishers) p.close();
 
     if (slowClients.length > 0) {

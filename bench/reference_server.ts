@@ -4,6 +4,7 @@
  * comparison measures our raw-TCP design against Deno's own WebSocket stack.
  *
  * - `GET ws://HOST:PORT/?channels=a,b` upgrades and subscribes the socket to those channels.
+ * - `GET ws://HOST:PORT/echo` upgrades to an echo peer: every message comes back unchanged.
  * - `POST /publish?channel=a` broadcasts the body: `application/json` is embedded as a JSON
  *   value, `text/*` as a JSON string, anything else as base64 with `"encoding":"base64"`.
  *   The frame is `{"channel":"a","epoch":"E","id":N,"data":DATA}`; the answer is
@@ -115,6 +116,13 @@ export function startReferenceServer(options: ReferenceOptions): ReferenceServer
     return c;
   };
 
+  const echo = (request: Request): Response => {
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    socket.onmessage = (event) => socket.send(event.data);
+    socket.onerror = () => {};
+    return response;
+  };
+
   const upgrade = (request: Request, url: URL): Response => {
     if (clients >= options.maxClients) return json({ error: "The server is full." }, 503);
     const names = (url.searchParams.get("channels") ?? "").split(",").filter((n) => n !== "");
@@ -158,6 +166,7 @@ export function startReferenceServer(options: ReferenceOptions): ReferenceServer
   const handler = (request: Request): Response | Promise<Response> => {
     const url = new URL(request.url);
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      if (url.pathname === "/echo") return echo(request);
       return url.pathname === "/" ? upgrade(request, url) : json({ error: "Not found." }, 404);
     }
     if (url.pathname === "/publish") {

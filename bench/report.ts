@@ -1,6 +1,6 @@
 /**
- * Turns the runner's per-run results into the comparison table, the PASS/FAIL targets and the
- * Markdown report.
+ * Turns the runner's per-run results into the comparison table and the Markdown report (the
+ * PASS/FAIL targets are evaluated in `bench/targets.ts`).
  *
  * @module
  */
@@ -9,12 +9,16 @@ import type { Scenario } from "./scenarios.ts";
 import { median, range } from "./stats.ts";
 
 /** Which server a run measured. */
-export type ServerKind = "ours" | "builtin";
+export type ServerKind = "ours" | "builtin" | "bun";
 
-/** The display names of the two servers. */
+/** Every server kind, in table order. */
+export const SERVER_KINDS: ServerKind[] = ["ours", "builtin", "bun"];
+
+/** The display names of the servers. */
 export const SERVER_NAMES: Record<ServerKind, string> = {
   ours: "ours",
   builtin: "built-in",
+  bun: "Bun",
 };
 
 /** What one run of one scenario against one server measured. */
@@ -55,25 +59,30 @@ export interface Metric {
   kinds: Scenario["kind"][];
 }
 
+const ALL: Scenario["kind"][] = ["idle", "fanout", "slow", "echo"];
+const MEASURED: Scenario["kind"][] = ["fanout", "slow", "echo"];
+const FANOUT: Scenario["kind"][] = ["fanout", "slow"];
+
 /** The rows of the table, in order. */
 export const METRICS: Metric[] = [
   m("rssPerConnKiB", "RSS per idle connection (KiB)", true, 1, ["idle"]),
   m("handshakesPerSec", "handshakes/s", true, 0, ["idle"]),
   m("rssConnectedMiB", "server RSS with all connected (MiB)", true, 1, ["idle"]),
-  m("deliveriesPerSec", "deliveries/s", true, 0, ["fanout", "slow"]),
-  m("p50", "latency p50 (ms)", true, 2, ["fanout", "slow"]),
-  m("p99", "latency p99 (ms)", true, 2, ["fanout", "slow"]),
-  m("max", "latency max (ms)", true, 1, ["fanout", "slow"]),
-  m("rssEndMiB", "server RSS at end (MiB)", true, 1, ["fanout", "slow"]),
-  m("peakMiB", "server peak RSS (MiB)", true, 1, ["fanout", "slow"]),
-  m("serverCpuPercent", "server CPU (% of its core)", true, 0, ["idle", "fanout", "slow"]),
-  m("clientCpuPercent", "load client CPU (% of its core)", false, 0, ["idle", "fanout", "slow"]),
-  m("otherCpuPercent", "other load on the machine (% of a core)", false, 0, [
-    "idle",
-    "fanout",
-    "slow",
-  ]),
-  m("deliveryErrors", "delivery errors (gaps, dups, missing)", false, 0, ["fanout", "slow"]),
+  m("deliveriesPerSec", "deliveries/s", true, 0, FANOUT),
+  m("roundTripsPerSec", "round trips/s", true, 0, ["echo"]),
+  m("publishesPerSec", "publishes answered/s", true, 0, FANOUT),
+  m("behindMs", "paced: latest publish behind schedule (ms)", false, 1, ["fanout"]),
+  m("p50", "latency p50 (ms)", true, 2, MEASURED),
+  m("p99", "latency p99 (ms)", true, 2, MEASURED),
+  m("max", "latency max (ms)", true, 1, MEASURED),
+  m("rssEndMiB", "server RSS at end (MiB)", true, 1, MEASURED),
+  m("peakMiB", "server peak RSS (MiB)", true, 1, MEASURED),
+  m("serverCpuPercent", "server CPU (% of its core)", true, 0, ALL),
+  m("clientCpuPercent", "load client CPU (% of its core)", false, 0, ALL),
+  m("clientCpuSeconds", "load client CPU (s) in the measured phase", false, 2, ALL),
+  m("otherCpuPercent", "other load on the machine (% of a core)", false, 0, ALL),
+  m("deliveryErrors", "delivery errors (gaps, dups, missing)", false, 0, MEASURED),
+  m("sendReorders", "deliveries out of publish (send) order", false, 0, FANOUT),
 ];
 
 function m(
@@ -127,29 +136,42 @@ function cell(s: Summary, digits: number): string {
   return `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
 }
 
-/** The comparison table in Markdown: one block of rows per scenario. */
-export function resultsTable(scenarios: Scenario[], results: RunResult[]): string {
+/**
+ * The comparison table in Markdown: one block of rows per scenario, a column per server in
+ * `servers`, and ratios of ours against each other server.
+ */
+export function resultsTable(
+  scenarios: Scenario[],
+  results: RunResult[],
+  servers: ServerKind[] = SERVER_KINDS.filter((k) => results.some((r) => r.server === k)),
+): string {
+  const shown = SERVER_KINDS.filter((k) => servers.includes(k));
+  const others = shown.filter((k) => k !== "ours" && shown.includes("ours"));
   const lines = [
-    "| scenario | metric | ours: median (min–max) | built-in: median (min–max) | ours / built-in |",
-    "| --- | --- | ---: | ---: | ---: |",
+    `| scenario | metric | ${
+      shown.map((k) => `${SERVER_NAMES[k]}: median (min–max)`).join(" | ")
+    } |${others.map((k) => ` ours / ${SERVER_NAMES[k]} |`).join("")}`,
+    `| --- | --- |${" ---: |".repeat(shown.length + others.length)}`,
   ];
   for (const s of scenarios) {
     let first = true;
     for (const metric of METRICS.filter((x) => x.kinds.includes(s.kind))) {
+      const sums = shown.map((k) => summarize(results, s.name, k, metric.key));
+      if (sums.every((x) => x.runs === 0)) continue;
       const ours = summarize(results, s.name, "ours", metric.key);
-      const builtin = summarize(results, s.name, "builtin", metric.key);
-      if (ours.runs === 0 && builtin.runs === 0) continue;
-      const ratio = ours.median / builtin.median;
-      const ratioText = metric.compare && Number.isFinite(ratio) && ours.runs > 0 &&
-          builtin.runs > 0
-        ? `${fmt(ratio, 2)}×`
-        : "–";
+      const ratios = others.map((k) => {
+        const theirs = summarize(results, s.name, k, metric.key);
+        const ratio = ours.median / theirs.median;
+        return metric.compare && Number.isFinite(ratio) && ours.runs > 0 && theirs.runs > 0
+          ? `${fmt(ratio, 2)}×`
+          : "–";
+      });
       const name = first ? `**${s.name}**<br>${s.title}` : "";
       first = false;
       lines.push(
-        `| ${name} | ${metric.label} | ${cell(ours, metric.digits)} | ${
-          cell(builtin, metric.digits)
-        } | ${ratioText} |`,
+        `| ${name} | ${metric.label} | ${sums.map((x) => cell(x, metric.digits)).join(" | ")} |${
+          ratios.map((r) => ` ${r} |`).join("")
+        }`,
       );
     }
   }
@@ -166,200 +188,10 @@ export interface TargetResult {
   verdict: "PASS" | "FAIL" | "n/a";
 }
 
-/** Reference numbers for the built-in server given in the issue (this machine, one core). */
-export const ISSUE_REFERENCE = {
-  "fanout-1k-1": 156_000,
-  "fanout-1k-16": 126_000,
-  "fanout-10k-1": 114_000,
-  rssPerConnKiB: 22,
-  handshakesPerSec: 11_000,
-};
-
-/** Evaluates the issue's targets from the medians. */
-export function evaluateTargets(
-  scenarios: Scenario[],
-  results: RunResult[],
-  maxQueueBytes: number,
-): TargetResult[] {
-  const names = new Set(scenarios.map((s) => s.name));
-  const med = (scenario: string, server: ServerKind, metric: string) =>
-    summarize(results, scenario, server, metric).median;
-  // A target is n/a when a server was not measured (skipped, e.g. no publish API, or not
-  // selected); it FAILs when a server ran but produced no number (it broke).
-  const measured = (scenario: string, server: ServerKind) =>
-    results.some((r) => r.scenario === scenario && r.server === server && !r.skipped);
-  // Our server losing or dropping messages (or stalling) fails every target of that scenario:
-  // its numbers would describe a run that did not deliver.
-  const judge = (scenario: string, have: boolean, ok: boolean): TargetResult["verdict"] =>
-    !measured(scenario, "ours") || !measured(scenario, "builtin")
-      ? "n/a"
-      : !have || brokenRuns(results, scenario, "ours") > 0
-      ? "FAIL"
-      : ok
-      ? "PASS"
-      : "FAIL";
-  const out: TargetResult[] = [];
-  const push = (t: TargetResult, ...scenarioNames: string[]) => {
-    for (const name of scenarioNames) t.measured += brokenNote(results, name);
-    out.push(t);
-  };
-  const ratioTarget = (scenario: string, metric: string, factor: number, text: string) => {
-    if (!names.has(scenario)) return;
-    const ours = med(scenario, "ours", metric);
-    const builtin = med(scenario, "builtin", metric);
-    const ratio = ours / builtin;
-    const ok = Number.isFinite(ratio);
-    push({
-      target: text,
-      measured: ok
-        ? `${fmt(ours)} vs ${fmt(builtin)} = ${fmt(ratio, 2)}×`
-        : `ours ${fmt(ours)}, built-in ${fmt(builtin)}`,
-      verdict: judge(scenario, ok, ratio >= factor),
-    }, scenario);
-  };
-  ratioTarget(
-    "fanout-1k-16",
-    "deliveriesPerSec",
-    5,
-    "fan-out 1,000 clients, 16 in flight: ≥ 5× built-in deliveries/s",
-  );
-  ratioTarget(
-    "fanout-1k-1",
-    "deliveriesPerSec",
-    1.3,
-    "fan-out 1,000 clients, 1 in flight: ≥ 1.3× built-in",
-  );
-  ratioTarget(
-    "fanout-10k-1",
-    "deliveriesPerSec",
-    1.3,
-    "fan-out 10,000 clients, 1 in flight: ≥ 1.3× built-in",
-  );
-  for (const s of scenarios.filter((x) => x.kind === "fanout" && !x.role)) {
-    const ours = med(s.name, "ours", "p99");
-    const builtin = med(s.name, "builtin", "p99");
-    const have = Number.isFinite(ours) && Number.isFinite(builtin);
-    push({
-      target: `${s.name}: p99 latency ≤ built-in p99`,
-      measured: `${fmt(ours, 2)} ms vs ${fmt(builtin, 2)} ms`,
-      verdict: judge(s.name, have, ours <= builtin),
-    }, s.name);
-  }
-  if (names.has("idle")) {
-    const ours = med("idle", "ours", "rssPerConnKiB");
-    const builtin = med("idle", "builtin", "rssPerConnKiB");
-    const have = Number.isFinite(ours) && Number.isFinite(builtin);
-    out.push({
-      target: "RSS per idle connection ≤ half of built-in",
-      measured: `${fmt(ours, 1)} KiB vs ${fmt(builtin, 1)} KiB`,
-      verdict: judge("idle", have, ours <= builtin / 2),
-    });
-    const hs = med("idle", "ours", "handshakesPerSec");
-    const hsBuiltin = med("idle", "builtin", "handshakesPerSec");
-    out.push({
-      target: "handshakes/s ≥ built-in",
-      measured: `${fmt(hs)}/s vs ${fmt(hsBuiltin)}/s`,
-      verdict: judge("idle", Number.isFinite(hs) && Number.isFinite(hsBuiltin), hs >= hsBuiltin),
-    });
-  }
-  for (const s of scenarios.filter((x) => x.kind === "slow" && x.baseline)) {
-    out.push(...slowTargets(s, results, maxQueueBytes));
-  }
-  for (const s of scenarios.filter((x) => x.role === "stress")) {
-    const broken = brokenRuns(results, s.name, "ours");
-    const runs = results.filter((r) => r.scenario === s.name && r.server === "ours" && !r.skipped);
-    const dropped = runs.map((r) => r.metrics.deliveryErrors ?? 0);
-    out.push({
-      target: `${s.name}: no healthy client dropped, no message lost (ours)`,
-      measured: `${broken} of ${runs.length} runs with errors (delivery errors per run: ${
-        dropped.join(", ") || "–"
-      })`,
-      verdict: runs.length === 0 ? "n/a" : broken === 0 ? "PASS" : "FAIL",
-    });
-  }
-  return out;
-}
-
-/** Our server with slow consumers: fast clients unaffected, slow ones dropped, memory bounded. */
-function slowTargets(s: Scenario, results: RunResult[], maxQueueBytes: number): TargetResult[] {
-  const base = s.baseline!;
-  const plain = summarize(results, base, "ours", "deliveriesPerSec");
-  const slow = summarize(results, s.name, "ours", "deliveriesPerSec");
-  const plainP99 = summarize(results, base, "ours", "p99");
-  const slowP99 = summarize(results, s.name, "ours", "p99");
-  const dropped = summarize(results, s.name, "ours", "slowClosed1008");
-  const plainPeak = summarize(results, base, "ours", "peakMiB");
-  const slowPeak = summarize(results, s.name, "ours", "peakMiB");
-  // "Within noise": no worse than the plain runs' own spread allows, with 10% slack.
-  // Each slow client may hold its queue (plus copies in flight: × 1.5); 10% of the baseline's
-  // peak absorbs GC timing, which differs from run to run.
-  const budgetMiB = (s.slow * maxQueueBytes * 1.5) / (1024 * 1024) + 0.1 * plainPeak.median;
-  const extra = slowPeak.median - plainPeak.median;
-  const broken = brokenRuns(results, base, "ours") + brokenRuns(results, s.name, "ours") > 0;
-  const note = brokenNote(results, base) + brokenNote(results, s.name);
-  const verdict = (ok: boolean, have: boolean) => !have ? "n/a" : ok && !broken ? "PASS" : "FAIL";
-  const targets: TargetResult[] = [
-    {
-      target: `${s.name}: fast clients' deliveries/s within noise of ${base} (≥ its min − 10%)`,
-      measured: `${fmt(slow.median)} vs ${fmt(plain.median)} (min ${fmt(plain.min)})`,
-      verdict: verdict(slow.median >= plain.min * 0.9, slow.runs > 0 && plain.runs > 0),
-    },
-    {
-      target: `${s.name}: fast clients' p99 within noise of ${base} (≤ its max + 10%)`,
-      measured: `${fmt(slowP99.median, 2)} ms vs ${fmt(plainP99.median, 2)} ms (max ${
-        fmt(plainP99.max, 2)
-      })`,
-      verdict: verdict(
-        slowP99.median <= plainP99.max * 1.1,
-        slowP99.runs > 0 && plainP99.runs > 0,
-      ),
-    },
-    {
-      target: `${s.name}: all ${s.slow} slow clients closed with 1008 "slow consumer"`,
-      measured: `${fmt(dropped.min)}–${fmt(dropped.max)} of ${s.slow} per run`,
-      verdict: verdict(dropped.min === s.slow, dropped.runs > 0),
-    },
-    {
-      target:
-        `${s.name}: server peak RSS bounded (≤ ${base} + slow × max-queue-bytes × 1.5 + 10% = +${
-          fmt(budgetMiB, 0)
-        } MiB)`,
-      measured: `${fmt(slowPeak.median, 1)} MiB vs ${fmt(plainPeak.median, 1)} MiB (+${
-        fmt(extra, 1)
-      })`,
-      verdict: verdict(extra <= budgetMiB, slowPeak.runs > 0 && plainPeak.runs > 0),
-    },
-  ];
-  for (const t of targets) t.measured += note;
-  return targets;
-}
-
-/** Runs of `server` in `scenario` that failed or lost, duplicated or reordered messages. */
-export function brokenRuns(results: RunResult[], scenario: string, server: ServerKind): number {
-  return results.filter((r) =>
-    r.scenario === scenario && r.server === server && !r.skipped &&
-    (r.error !== undefined || (r.metrics.deliveryErrors ?? 0) > 0)
-  ).length;
-}
-
-/** " — ours: 1 of 3 runs broken …" when a server's runs of `scenario` had errors. */
-function brokenNote(results: RunResult[], scenario: string): string {
-  let note = "";
-  for (const server of ["ours", "builtin"] as const) {
-    const broken = brokenRuns(results, scenario, server);
-    if (broken === 0) continue;
-    const runs = results.filter((r) =>
-      r.scenario === scenario && r.server === server && !r.skipped
-    ).length;
-    note += ` — ${SERVER_NAMES[server]}: ${broken} of ${runs} ${scenario} runs had errors`;
-  }
-  return note;
-}
-
 /** The targets as a Markdown table. */
 export function targetsTable(targets: TargetResult[]): string {
   const lines = [
-    "| target | measured (ours vs built-in, medians) | verdict |",
+    "| target | measured (ours vs the other server, medians) | verdict |",
     "| --- | --- | --- |",
   ];
   for (const t of targets) lines.push(`| ${t.target} | ${t.measured} | **${t.verdict}** |`);
@@ -374,8 +206,10 @@ export interface ReportInput {
   commit: string;
   /** The command that produced it. */
   command: string;
-  /** How each server was started (with placeholder ports). */
-  serverCommands: Record<ServerKind, string>;
+  /** How each measured server was started (with placeholder ports). */
+  serverCommands: Partial<Record<ServerKind, string>>;
+  /** The servers measured, in order. */
+  servers: ServerKind[];
   /** When the run started. */
   date: Date;
   /** Minutes it took. */
@@ -392,6 +226,17 @@ export interface ReportInput {
   notes: string[];
 }
 
+/** The issue's table (issue 13, independent C load generator), shown in the report. */
+export const ISSUE_TABLE = `| scenario | Bun | Deno built-in | ours (then) |
+| --- | ---: | ---: | ---: |
+| 1,000 clients, paced at 100/s: p50 / p99 | 7 / 22 ms | 18 / 28 ms | 11 / 170 ms |
+| 1,000 clients, 1 POST in flight: deliveries/s, p99 | 136k, 20 ms | 99k, 24 ms | 166k, 715 ms |
+| 10,000 clients, 1 POST in flight: deliveries/s, p99 | 109k, 225 ms | 86k, 286 ms | 357k, 2.6 s |
+| 1,000 clients, 16 POSTs in flight: deliveries/s, p99 | 1.45M, 30 ms | 88k, 416 ms | 611k, 249 ms |
+| 100 clients × 16 KiB: deliveries/s | 45k | 48k | 38k |
+| echo, 100 clients, 64 B: round trips/s, p50 | 114k, 0.7 ms | 54k, 1.3 ms | 23k, 3.8 ms |
+| 10,000 idle clients: KiB per connection; handshakes/s | 2.2; 16.9k | 21.6; 5.2k | 6.8; 8.3k |`;
+
 /** Marks the end of the generated part of docs/performance.md; what follows is kept. */
 export const KEEP_MARKER = "<!-- bench: text below this line is kept by `deno task bench` -->";
 
@@ -402,23 +247,18 @@ export function renderReport(input: ReportInput): string {
     ...(r.error ? [`${r.scenario} / ${SERVER_NAMES[r.server]} run ${r.rep}: ${r.error}`] : []),
     ...r.notes.map((n) => `${r.scenario} / ${SERVER_NAMES[r.server]} run ${r.rep}: ${n}`),
   ]);
-  const reference = `~${
-    fmt(ISSUE_REFERENCE["fanout-1k-1"])
-  } deliveries/s at 1,000 clients with 1 in flight, ~${
-    fmt(ISSUE_REFERENCE["fanout-1k-16"])
-  } with 16, ~${
-    fmt(ISSUE_REFERENCE["fanout-10k-1"])
-  } at 10,000 clients; ~${ISSUE_REFERENCE.rssPerConnKiB} KiB RSS per idle connection; ~${
-    fmt(ISSUE_REFERENCE.handshakesPerSec)
-  } handshakes/s`;
   return `# Performance
 
 Generated by \`bench/run.ts\` on ${input.date.toISOString()} in ${
     fmt(input.minutes, 1)
-  } minutes. Our raw-TCP server ("ours") against a reference server with the same API built on
-\`Deno.serve\` + \`Deno.upgradeWebSocket\` ("built-in", \`bench/reference_server.ts\`), driven by the
-same load client (\`bench/load_client.ts\`). Each scenario ran ${input.runs}× per server, the two
-servers alternating, each run on a freshly started server.
+  } minutes. Our raw-TCP server ("ours") against reference servers with the same API: one built
+on \`Deno.serve\` + \`Deno.upgradeWebSocket\` ("built-in", \`bench/reference_server.ts\`) and,
+where \`bun\` is installed, one on \`Bun.serve\` + \`server.publish\` ("Bun",
+\`bench/bun_server.ts\`), all driven by the same load client (\`bench/load_client.ts\`). Servers
+measured: ${
+    input.servers.map((k) => SERVER_NAMES[k]).join(", ")
+  }. Each scenario ran ${input.runs}× per server, the servers alternating, each run on a freshly
+started server.
 
 ## Machine
 
@@ -438,30 +278,38 @@ servers alternating, each run on a freshly started server.
 ${input.command}
 \`\`\`
 
-The servers were started as (ports chosen free at each start; same flags for both):
+The servers were started as (ports chosen free at each start; the same server flags for all, V8
+flags for the Deno servers only):
 
 \`\`\`sh
-${input.serverCommands.ours}
-${input.serverCommands.builtin}
+${input.servers.map((k) => input.serverCommands[k]).filter((c) => c).join("\n")}
 \`\`\`
 
 ## Results
 
-Medians over the runs, (min–max) across them; ratios are ours / built-in of the medians.
-Latency is publish-to-delivery: the publisher stamps \`ts\`
-(\`performance.timeOrigin + performance.now()\`) into the body right before sending the POST;
-the client subtracts it from the time the read that carried the frame completed. Deliveries/s
-counts frames received by all clients from the first publish to the last delivery. Server CPU is
-the share of its one core used during the measured phase (near 100%: the server was the limit);
-the load client's is shown so it can be seen not to be. "Other load" is CPU time used on the
-machine by other processes during the measured phase (noise from whatever else ran).
+Medians over the runs, (min–max) across them; ratios are ours / the other server of the
+medians. Latency is publish-to-delivery over every delivery to every client: the publisher stamps
+\`ts\` (\`performance.timeOrigin + performance.now()\`) into the body right before writing the
+POST; the client subtracts it from the time the read that carried the frame completed.
+Deliveries/s counts frames received by all clients from the first publish to the last delivery.
+"In flight" counts POSTs whose answer has not come back; a paced publisher writes publish i at
+i / rate seconds whatever the answers do. Echo round trips are closed loop (each client sends its
+next 64 B message when the last one came back); their latency is the round trip. "Out of publish
+(send) order" counts, per client, deliveries whose POST was written before that of a message the
+client had already received (ids still arrive in the server's order; this is the order the
+publishes were sent in). Server CPU is the share of its one core used during the measured phase
+(near 100%: the server was the limit); the load client's is shown so it can be seen not to be
+(above 90% it may have been the limit, and the run is noted). "Other load" is CPU time used on
+the machine by other processes during the measured phase (noise from whatever else ran).
 
-${resultsTable(input.scenarios, input.results)}
+${resultsTable(input.scenarios, input.results, input.servers)}
 
 ## Targets
 
-Reference numbers for the built-in server given in the issue (this machine, one server core):
-${reference}. The targets compare against the built-in server measured in the same run.
+The issue's figures (issue 13, measured with an independent C load generator on this machine,
+one server core), for orientation; the targets compare against the servers measured in this run:
+
+${ISSUE_TABLE}
 
 ${targetsTable(input.targets)}
 ${

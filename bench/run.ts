@@ -1,15 +1,19 @@
 /**
- * `deno task bench`: runs every scenario against our server and the reference server, one
- * after the other on the same machine, ≥ 3 times each, and writes docs/performance.md.
+ * `deno task bench`: runs every scenario against our server and the reference servers (the
+ * built-in one on `Deno.serve`, and one on `Bun.serve` where `bun` is installed), one after the
+ * other on the same machine, ≥ 3 times each, and writes docs/performance.md.
  *
  * Options:
  * - `--quick`: small scenarios, 1 run each (a smoke run; the report goes to .artifacts/bench/)
- * - `--only=NAME[,NAME]`: scenarios by name or prefix (`idle`, `fanout`, `fanout-1k-16`, `slow`)
+ * - `--only=NAME[,NAME]`: scenarios by name or prefix (`idle`, `paced-1k`, `fanout`,
+ *   `fanout-1k-16`, `echo-100`, `slow`, `overload-16k`)
  * - `--runs=N`: runs per scenario and server (default 3, 1 with --quick)
- * - `--servers=ours,builtin`: which servers (default both)
+ * - `--servers=ours,builtin,bun`: which servers (default all three; Bun is skipped with a note
+ *   when `bun` is not on PATH)
  * - `--out=PATH`: where the report goes (default docs/performance.md for a full run of all
  *   scenarios, .artifacts/bench/performance.md otherwise)
- * - `--max-minutes=N`: stop starting new runs after N minutes (default 25)
+ * - `--max-minutes=N`: stop starting new runs after N minutes (default 60; three servers × 3
+ *   runs of the 10 scenarios take ~30 min on a quiet machine)
  * - `--cpu-prof`: run the servers with `deno run --cpu-prof` (profiles in .artifacts/bench/prof/)
  *   and print each run's top functions by self time
  * - `--v8-flags=A,B`: V8 flags for both servers (`deno run --v8-flags=A,B`); by default the ones
@@ -23,36 +27,21 @@
  *
  * @module
  */
-import { DEFAULT_LOAD, type LoadConfig } from "./load_client.ts";
-import {
-  denoPath,
-  freePorts,
-  lines,
-  machineInfo,
-  productV8Flags,
-  readCpuSeconds,
-  readMachineBusySeconds,
-  readMemory,
-  sleep,
-  spawnPinned,
-  stop,
-  waitForQuiet,
-  within,
-} from "./proc.ts";
+import { commandOutput, denoPath, machineInfo, productV8Flags, waitForQuiet } from "./proc.ts";
 import { describeCommit, sourceHash } from "./code_version.ts";
-import { Publisher } from "./http_publisher.ts";
-import { summarizeProfile } from "./profile_top.ts";
 import {
-  evaluateTargets,
   fmt,
   KEEP_MARKER,
   renderReport,
   resultsTable,
   type RunResult,
+  SERVER_KINDS,
   SERVER_NAMES,
   type ServerKind,
   targetsTable,
 } from "./report.ts";
+import { ARTIFACTS, type RunContext, runOnce, SERVER_CORE, serverArgv } from "./run_once.ts";
+import { CLIENT_BOUND_PERCENT, evaluateTargets } from "./targets.ts";
 import {
   fullScenarios,
   MAX_QUEUE_BYTES,
@@ -61,43 +50,10 @@ import {
   selectScenarios,
 } from "./scenarios.ts";
 
+/** The load client's event reader (used by `bench/redis_run.ts` too). */
+export { ClientEvents } from "./run_once.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
-const ARTIFACTS = ".artifacts/bench";
-const SERVER_CORE = 1;
-const CLIENT_CORE = 0;
-
-/** Flags both servers get (ports are added per start). */
-const SERVER_FLAGS = ["--demo", "false", "--log-level", "warn", "--max-clients", "20000"];
-
-function serverArgv(
-  kind: ServerKind,
-  wsPort: number,
-  httpPort: number,
-  denoFlags: string[] = [],
-): string[] {
-  const flags = ["--ws-port", String(wsPort), "--http-port", String(httpPort), ...SERVER_FLAGS];
-  return kind === "ours"
-    ? [
-      denoPath(),
-      "run",
-      ...denoFlags,
-      "--allow-net",
-      "--allow-read=./static",
-      "--allow-env=PUSH_*",
-      "main.ts",
-      ...flags,
-    ]
-    : [
-      denoPath(),
-      "run",
-      ...denoFlags,
-      "--allow-net=127.0.0.1",
-      "--allow-env=PUSH_*",
-      "bench/reference_server.ts",
-      ...flags,
-    ];
-}
-
 interface Options {
   quick: boolean;
   only?: string;
@@ -108,17 +64,21 @@ interface Options {
   retries: number;
   cpuProf: boolean;
   v8Flags?: string;
+  /** Whether --servers was given (else Bun is added when installed). */
+  serversGiven: boolean;
 }
 
 function parseOptions(args: string[]): Options {
   const get = (name: string) =>
     args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const quick = args.includes("--quick");
-  const servers = (get("servers") ?? "ours,builtin").split(",").map((s) =>
+  const servers = (get("servers") ?? "ours,builtin,bun").split(",").map((s) =>
     s === "ref" || s === "reference" ? "builtin" : s
   );
   for (const s of servers) {
-    if (s !== "ours" && s !== "builtin") throw new Error(`Unknown server "${s}" in --servers.`);
+    if (!(SERVER_KINDS as string[]).includes(s)) {
+      throw new Error(`Unknown server "${s}" in --servers (ours, builtin, bun).`);
+    }
   }
   for (const a of args) {
     if (!/^--(quick|only=|runs=|servers=|out=|max-minutes=|retries=|cpu-prof$|v8-flags=)/.test(a)) {
@@ -131,251 +91,12 @@ function parseOptions(args: string[]): Options {
     runs: Number(get("runs") ?? (quick ? 1 : 3)),
     servers: servers as ServerKind[],
     out: get("out"),
-    maxMinutes: Number(get("max-minutes") ?? 25),
+    maxMinutes: Number(get("max-minutes") ?? 60),
     retries: Number(get("retries") ?? 2),
     cpuProf: args.includes("--cpu-prof"),
     v8Flags: get("v8-flags") ?? productV8Flags(),
+    serversGiven: get("servers") !== undefined,
   };
-}
-
-/** Reads the load client's JSON lines and hands them out by event name. */
-export class ClientEvents {
-  readonly #events: Record<string, unknown>[] = [];
-  readonly #waiters: (() => void)[] = [];
-  #ended = false;
-
-  constructor(stdout: ReadableStream<Uint8Array>) {
-    (async () => {
-      for await (const line of lines(stdout)) {
-        if (!line.startsWith("{")) continue;
-        this.#events.push(JSON.parse(line));
-        for (const w of this.#waiters.splice(0)) w();
-      }
-    })().catch(() => {}).finally(() => {
-      this.#ended = true;
-      for (const w of this.#waiters.splice(0)) w();
-    });
-  }
-
-  /** The next event named `name`; throws on an `error` event, on exit, or after `timeoutMs`. */
-  async next(name: string, timeoutMs: number): Promise<Record<string, unknown>> {
-    const deadline = performance.now() + timeoutMs;
-    while (true) {
-      const i = this.#events.findIndex((e) => e.event === name || e.event === "error");
-      if (i >= 0) {
-        const [event] = this.#events.splice(i, 1);
-        if (event.event === "error") throw new Error(`load client: ${event.message}`);
-        return event;
-      }
-      if (this.#ended) throw new Error(`load client exited before "${name}"`);
-      const left = deadline - performance.now();
-      if (left <= 0) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for "${name}"`);
-      await within(new Promise<void>((r) => this.#waiters.push(r)), left, undefined);
-    }
-  }
-}
-
-/** Waits until the server accepts TCP on both ports; then probes `POST /publish`. */
-async function waitReady(
-  child: Deno.ChildProcess,
-  wsPort: number,
-  httpPort: number,
-): Promise<{ api: boolean; status: number }> {
-  let exited = false;
-  child.status.then(() => exited = true);
-  const deadline = performance.now() + 20_000;
-  while (true) {
-    if (exited) throw new Error("the server exited during startup (see its log)");
-    if (performance.now() > deadline) throw new Error("the server did not start within 20 s");
-    try {
-      (await Deno.connect({ hostname: "127.0.0.1", port: wsPort })).close();
-      const publisher = await Publisher.connect(httpPort);
-      try {
-        const { status } = await publisher.post(
-          "/publish?channel=bench-probe",
-          "application/json",
-          () => "{}",
-        );
-        return { api: status === 200, status };
-      } finally {
-        publisher.close();
-      }
-    } catch {
-      await sleep(100);
-    }
-  }
-}
-
-/** Runs one scenario once against one server. */
-async function runOnce(
-  scenario: Scenario,
-  kind: ServerKind,
-  rep: number,
-  options: RunContext,
-): Promise<RunResult> {
-  const { taskset } = options;
-  const result: RunResult = { scenario: scenario.name, server: kind, rep, metrics: {}, notes: [] };
-  const [wsPort, httpPort] = freePorts(2);
-  const tag = `${scenario.name}-${kind}-${rep}`;
-  const profile = `${ARTIFACTS}/prof/${tag}.cpuprofile`;
-  const profFlags = options.cpuProf
-    ? ["--cpu-prof", `--cpu-prof-dir=${ARTIFACTS}/prof`, `--cpu-prof-name=${tag}.cpuprofile`]
-    : [];
-  if (options.v8Flags) profFlags.push(`--v8-flags=${options.v8Flags}`); // both servers alike
-  const server = spawnPinned({
-    argv: serverArgv(kind, wsPort, httpPort, profFlags),
-    core: SERVER_CORE,
-    stderrFile: `${ARTIFACTS}/${tag}.server.log`,
-  }, taskset);
-  let client: Deno.ChildProcess | null = null;
-  try {
-    const { api, status } = await waitReady(server, wsPort, httpPort);
-    if (!api && scenario.kind !== "idle") {
-      result.skipped = `no publish API (POST /publish answered ${status})`;
-      return result;
-    }
-    await sleep(500); // let startup garbage settle before the baseline memory sample
-    const before = await readMemory(server.pid);
-    const config: LoadConfig = {
-      ...DEFAULT_LOAD,
-      wsPort,
-      httpPort,
-      channel: `bench-${scenario.name}-${rep}`,
-      clients: scenario.clients,
-      slow: scenario.slow,
-      messages: scenario.messages,
-      size: scenario.size,
-      inflight: scenario.inflight,
-      idle: scenario.kind === "idle",
-    };
-    client = spawnPinned({
-      argv: [
-        denoPath(),
-        "run",
-        "--allow-net=127.0.0.1",
-        "--allow-read=/proc/self/stat",
-        "bench/load_client.ts",
-        JSON.stringify(config),
-      ],
-      core: CLIENT_CORE,
-      stdin: true,
-      stdout: true,
-      stderrFile: `${ARTIFACTS}/${tag}.client.log`,
-    }, taskset);
-    const events = new ClientEvents(client.stdout);
-    const stdin = client.stdin.getWriter();
-    const say = (word: string) => stdin.write(new TextEncoder().encode(word + "\n"));
-
-    const machine0 = await readMachineBusySeconds();
-    const clientCpu0 = await readCpuSeconds(client.pid);
-    const serverCpu0 = await readCpuSeconds(server.pid);
-    const t0 = performance.now();
-    const connected = await events.next("connected", 120_000);
-    if (Number(connected.failures) > 0) {
-      result.error = `${connected.failures} handshakes failed, e.g. ${connected.firstFailure}`;
-    }
-    result.metrics.handshakesPerSec = Number(connected.handshakesPerSec);
-
-    const noise = async (since: number, serverCpu: number, clientCpu: number, from: number) => {
-      const seconds = (performance.now() - from) / 1000;
-      const busy = (await readMachineBusySeconds()) - since;
-      const ours = (await readCpuSeconds(server.pid)) - serverCpu +
-        (await readCpuSeconds(client!.pid)) - clientCpu;
-      return (100 * Math.max(0, busy - ours)) / seconds;
-    };
-
-    if (scenario.kind === "idle") {
-      // The server idles while the client starts, so its CPU time over the connect phase's
-      // length is its load during the handshakes.
-      result.metrics.serverCpuPercent = (100 * ((await readCpuSeconds(server.pid)) - serverCpu0)) /
-        Number(connected.seconds);
-      result.metrics.clientCpuPercent = Number(connected.clientCpuPercent);
-      result.metrics.otherCpuPercent = await noise(machine0, serverCpu0, clientCpu0, t0);
-      await sleep(1000); // idle for a second: what the connections cost at rest
-      const after = await readMemory(server.pid);
-      const n = Number(connected.connected);
-      result.metrics.rssPerConnKiB = (after.rssKiB - before.rssKiB) / n;
-      result.metrics.rssConnectedMiB = after.rssKiB / 1024;
-    } else {
-      await sleep(200);
-      const m0 = await readMachineBusySeconds();
-      const s0 = await readCpuSeconds(server.pid);
-      const c0 = await readCpuSeconds(client.pid);
-      const t1 = performance.now();
-      await say("go");
-      const r = await events.next("result", DEFAULT_LOAD.timeoutMs + 30_000);
-      const seconds = (performance.now() - t1) / 1000;
-      result.metrics.serverCpuPercent = (100 * ((await readCpuSeconds(server.pid)) - s0)) /
-        seconds;
-      result.metrics.otherCpuPercent = await noise(m0, s0, c0, t1);
-      const mem = await readMemory(server.pid);
-      result.metrics.rssEndMiB = mem.rssKiB / 1024;
-      result.metrics.peakMiB = mem.peakKiB / 1024;
-      const latency = r.latency as Record<string, number>;
-      const errors = r.errors as Record<string, number>;
-      result.metrics.deliveriesPerSec = Number(r.deliveriesPerSec);
-      result.metrics.p50 = latency.p50;
-      result.metrics.p99 = latency.p99;
-      result.metrics.max = latency.max;
-      result.metrics.clientCpuPercent = Number(r.clientCpuPercent);
-      result.metrics.deliveryErrors = errors.gaps + errors.duplicates + errors.malformed +
-        errors.missingTs + errors.unexpectedFrames + errors.incompleteClients;
-      result.latencyTimeline = r.latencyTimeline as number[][];
-      if (r.outcome !== "done") result.error = `measured phase ${r.outcome}`;
-      if (result.metrics.deliveryErrors > 0 || errors.closedClients > 0) {
-        result.notes.push(`delivery errors: ${JSON.stringify(errors)}`);
-      }
-      const publish = r.publish as Record<string, unknown> | null;
-      if (publish && Number(publish.failures) > 0) {
-        result.notes.push(`publish failures: ${publish.failures} (${publish.firstFailure})`);
-      }
-      if (scenario.slow > 0) {
-        await say("drain");
-        const slow = await events.next("slow", DEFAULT_LOAD.drainMs + 20_000);
-        const closes = slow.closes as Record<string, number>;
-        result.metrics.slowClosed1008 = Object.entries(closes)
-          .filter(([k]) => k.startsWith("1008")).reduce((n, [, v]) => n + v, 0);
-        result.notes.push(
-          `slow clients: ${
-            JSON.stringify(closes)
-          }; each had received ${slow.receivedMin}–${slow.receivedMax} of ${scenario.messages} messages; server RSS ${
-            fmt(result.metrics.rssEndMiB, 1)
-          } MiB (peak ${fmt(result.metrics.peakMiB, 1)} MiB) before they read`,
-        );
-      }
-    }
-    await say("close");
-    await events.next("closed", 15_000).catch((err) => result.notes.push(String(err)));
-    await stdin.close().catch(() => {});
-  } catch (err) {
-    result.error = err instanceof Error ? err.message : String(err);
-  } finally {
-    if (client) await stop(client, 5000);
-    await stop(server, 5000);
-  }
-  if (options.cpuProf) result.profileTop = await profileTop(profile);
-  return result;
-}
-
-/** How runs are made. */
-interface RunContext {
-  /** Pin with taskset. */
-  taskset: boolean;
-  /** Profile the servers. */
-  cpuProf: boolean;
-  /** V8 flags for both servers. */
-  v8Flags?: string;
-}
-
-/** The 8 functions with most self time in a server's profile, as "12.3% name" lines. */
-async function profileTop(path: string): Promise<string[]> {
-  try {
-    const rows = summarizeProfile(JSON.parse(await Deno.readTextFile(path)), true);
-    return rows.filter((r) => r.name !== "(root)").sort((a, b) => b.selfPercent - a.selfPercent)
-      .slice(0, 8).map((r) => `${r.selfPercent.toFixed(1)}% of busy samples: ${r.name}`);
-  } catch (err) {
-    return [`no profile: ${err instanceof Error ? err.message : err}`];
-  }
 }
 
 /** Other processes using more than this share of a core during a run make it noisy. */
@@ -419,13 +140,20 @@ function describe(r: RunResult): string {
   const parts: string[] = [];
   if (m.rssPerConnKiB !== undefined) parts.push(`${fmt(m.rssPerConnKiB, 1)} KiB/conn`);
   if (m.handshakesPerSec !== undefined) parts.push(`${fmt(m.handshakesPerSec)} handshakes/s`);
-  if (m.deliveriesPerSec !== undefined) {
-    parts.push(
-      `${fmt(m.deliveriesPerSec)} deliveries/s`,
-      `p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} max ${fmt(m.max, 1)} ms`,
-    );
+  if (m.deliveriesPerSec !== undefined) parts.push(`${fmt(m.deliveriesPerSec)} deliveries/s`);
+  if (m.roundTripsPerSec !== undefined) parts.push(`${fmt(m.roundTripsPerSec)} round trips/s`);
+  if (m.p50 !== undefined) {
+    parts.push(`p50 ${fmt(m.p50, 2)} p99 ${fmt(m.p99, 2)} max ${fmt(m.max, 1)} ms`);
   }
-  parts.push(`server ${fmt(m.serverCpuPercent)}% client ${fmt(m.clientCpuPercent)}% CPU`);
+  if (m.behindMs !== undefined) parts.push(`${fmt(m.publishesPerSec)} publishes/s`);
+  if (m.sendReorders > 0) parts.push(`${fmt(m.sendReorders)} out of send order`);
+  if (m.deliveryErrors > 0) parts.push(`${fmt(m.deliveryErrors)} delivery errors`);
+  parts.push(
+    `server ${fmt(m.serverCpuPercent)}% client ${fmt(m.clientCpuPercent)}% CPU (${
+      fmt(m.clientCpuSeconds, 2)
+    } s)`,
+  );
+  if (m.clientCpuPercent > CLIENT_BOUND_PERCENT) parts.push("CLIENT-BOUND?");
   if (m.otherCpuPercent > 10) parts.push(`other load ${fmt(m.otherCpuPercent)}%`);
   if (r.error) parts.push(`ERROR: ${r.error}`);
   return parts.join(", ");
@@ -451,6 +179,18 @@ async function main(): Promise<void> {
     );
   }
   if (!machine.taskset) notes.push("taskset was not found: processes were not pinned to cores.");
+  // Bun is bench tooling (`npm install -g bun`), not part of the product: without it the Bun
+  // reference server is skipped, with a note, and its targets are n/a.
+  const bunPath = options.servers.includes("bun")
+    ? await commandOutput("bash", ["-c", "command -v bun"])
+    : "";
+  if (options.servers.includes("bun") && !bunPath) {
+    options.servers = options.servers.filter((k) => k !== "bun");
+    const note = "bun was not found on PATH: the Bun reference server was skipped " +
+      "(`npm install -g bun` to compare with it); its targets are n/a.";
+    notes.push(note);
+    console.log(note);
+  }
   console.log(
     `${machine.cores} cores, ${machine.cpu}, ${machine.deno}; ${scenarios.length} scenarios × ${options.runs} runs × ${options.servers.length} servers`,
   );
@@ -461,6 +201,7 @@ async function main(): Promise<void> {
     taskset: machine.taskset,
     cpuProf: options.cpuProf,
     v8Flags: options.v8Flags,
+    bunPath,
   };
   if (options.cpuProf) await Deno.mkdir(`${ARTIFACTS}/prof`, { recursive: true });
   outer: for (const scenario of scenarios) {
@@ -499,7 +240,7 @@ async function main(): Promise<void> {
   }
   if (oursLacksApi) {
     const note = `NOTE: our server has ${oursLacksApi}, so its ` +
-      "fan-out and slow-consumer scenarios were skipped; only the built-in server was measured there.";
+      "fan-out and slow-consumer scenarios were skipped; only the reference servers were measured there.";
     notes.unshift(note);
     console.log(`\n${note}`);
   }
@@ -513,11 +254,14 @@ async function main(): Promise<void> {
     console.log(`\n${note}`);
   }
   const targets = evaluateTargets(scenarios, results, MAX_QUEUE_BYTES);
-  console.log(`\n${resultsTable(scenarios, results)}\n\n${targetsTable(targets)}`);
+  console.log(
+    `\n${resultsTable(scenarios, results, options.servers)}\n\n${targetsTable(targets)}`,
+  );
   for (const t of targets) console.log(`${t.verdict.padEnd(4)}  ${t.target}: ${t.measured}`);
 
   const minutes = (performance.now() - t0) / 60_000;
-  const fullRun = !options.quick && !options.only && options.servers.length === 2 &&
+  // A full run measures every server it can: ours, built-in, and Bun unless it is missing.
+  const fullRun = !options.quick && !options.only && !options.serversGiven &&
     !options.cpuProf && options.v8Flags === productV8Flags();
   const out = options.out ?? (fullRun ? "docs/performance.md" : `${ARTIFACTS}/performance.md`);
   const command = `deno task bench${
@@ -534,16 +278,16 @@ async function main(): Promise<void> {
     machine,
     commit: `${commit}; sources (main.ts, src/) hash ${hashes.join(" → ")}`,
     command,
-    serverCommands: {
-      ours: show(serverArgv("ours", 0, 0, v8Flags)).replace(
-        "--ws-port 0 --http-port 0",
-        "--ws-port A --http-port B",
-      ),
-      builtin: show(serverArgv("builtin", 0, 0, v8Flags)).replace(
-        "--ws-port 0 --http-port 0",
-        "--ws-port A --http-port B",
-      ),
-    },
+    serverCommands: Object.fromEntries(
+      options.servers.map((k) => [
+        k,
+        show(serverArgv(k, 0, 0, v8Flags, "bun")).replace(
+          "--ws-port 0 --http-port 0",
+          "--ws-port A --http-port B",
+        ),
+      ]),
+    ),
+    servers: options.servers,
     date: started,
     minutes,
     runs: options.runs,

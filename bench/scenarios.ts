@@ -4,8 +4,11 @@
  * @module
  */
 
-/** What a scenario measures. */
-export type ScenarioKind = "idle" | "fanout" | "slow";
+/**
+ * What a scenario measures: idle memory and handshakes; fan-out throughput and latency (paced
+ * when {@linkcode Scenario.rate} is set); the same with slow consumers; echo round trips.
+ */
+export type ScenarioKind = "idle" | "fanout" | "slow" | "echo";
 
 /** One benchmark scenario. */
 export interface Scenario {
@@ -23,8 +26,12 @@ export interface Scenario {
   messages: number;
   /** Body size in bytes. */
   size: number;
-  /** Publishes in flight. */
+  /** Publishes in flight (most, when paced). */
   inflight: number;
+  /** Publishes per second (paced publisher); 0: each publish as soon as an answer is back. */
+  rate: number;
+  /** Publish for this long, at most `messages` (0: publish all `messages`). */
+  seconds: number;
   /** For `slow`: the scenario without slow clients that it is compared with. */
   baseline?: string;
   /**
@@ -44,50 +51,20 @@ export const MAX_QUEUE_BYTES = 2 * 1024 * 1024;
  */
 const SLOW_MESSAGES = 600;
 
+/** How long the unpaced fan-out scenarios publish (a backlog needs time to build up). */
+export const FANOUT_SECONDS = 10;
+
 /** The full-size scenarios. */
 export function fullScenarios(): Scenario[] {
+  const t = FANOUT_SECONDS;
   return [
     sc("idle", "10,000 idle connections", "idle", 10_000, 0, 0, 0, 1),
-    sc(
-      "fanout-1k-1",
-      "1,000 clients × 1,000 msgs of 64 B, 1 in flight",
-      "fanout",
-      1000,
-      0,
-      1000,
-      64,
-      1,
-    ),
-    sc(
-      "fanout-1k-16",
-      "1,000 clients × 1,000 msgs of 64 B, 16 in flight",
-      "fanout",
-      1000,
-      0,
-      1000,
-      64,
-      16,
-    ),
-    sc(
-      "fanout-10k-1",
-      "10,000 clients × 100 msgs of 64 B, 1 in flight",
-      "fanout",
-      10_000,
-      0,
-      100,
-      64,
-      1,
-    ),
-    sc(
-      "fanout-16k",
-      "100 clients × 200 msgs of 16 KiB, 1 in flight",
-      "fanout",
-      100,
-      0,
-      200,
-      16384,
-      1,
-    ),
+    paced(1000, 1000),
+    timed("fanout-1k-1", 1000, 64, 1, t, 5000),
+    timed("fanout-1k-16", 1000, 64, 16, t, 20_000),
+    timed("fanout-10k-1", 10_000, 64, 1, t, 1000),
+    timed("fanout-16k", 100, 16384, 1, t, 5000),
+    echo(100, 2000),
     ...slowTrio(1000, 10),
   ];
 }
@@ -96,30 +73,56 @@ export function fullScenarios(): Scenario[] {
 export function quickScenarios(): Scenario[] {
   return [
     sc("idle", "1,000 idle connections", "idle", 1000, 0, 0, 0, 1),
-    sc("fanout-1k-1", "200 clients × 200 msgs of 64 B, 1 in flight", "fanout", 200, 0, 200, 64, 1),
-    sc(
-      "fanout-1k-16",
-      "200 clients × 200 msgs of 64 B, 16 in flight",
-      "fanout",
-      200,
-      0,
-      200,
-      64,
-      16,
-    ),
-    sc(
-      "fanout-10k-1",
-      "2,000 clients × 50 msgs of 64 B, 1 in flight",
-      "fanout",
-      2000,
-      0,
-      50,
-      64,
-      1,
-    ),
-    sc("fanout-16k", "50 clients × 50 msgs of 16 KiB, 1 in flight", "fanout", 50, 0, 50, 16384, 1),
+    paced(200, 100),
+    timed("fanout-1k-1", 200, 64, 1, 1, 1000),
+    timed("fanout-1k-16", 200, 64, 16, 1, 4000),
+    timed("fanout-10k-1", 2000, 64, 1, 1, 200),
+    timed("fanout-16k", 50, 16384, 1, 1, 1000),
+    echo(20, 200),
     ...slowTrio(100, 3),
   ];
+}
+
+/**
+ * An unpaced fan-out that publishes for `seconds` (at most `cap` messages), each publisher
+ * connection sending its next POST when the answer to the last one is back.
+ */
+function timed(
+  name: string,
+  clients: number,
+  size: number,
+  inflight: number,
+  seconds: number,
+  cap: number,
+): Scenario {
+  const what = size >= 1024 ? `${size / 1024} KiB` : `${size} B`;
+  const title = `${clients.toLocaleString("en-US")} clients, msgs of ${what} for ${seconds} s (≤ ${
+    cap.toLocaleString("en-US")
+  }), ${inflight} in flight`;
+  return { ...sc(name, title, "fanout", clients, 0, cap, size, inflight), seconds };
+}
+
+/** Publishes per second of the paced scenario: 100/s to 1,000 clients is 100k deliveries/s. */
+export const PACED_RATE = 100;
+
+/**
+ * The paced fan-out: `messages` publishes written at {@linkcode PACED_RATE}/s whatever the
+ * answers do (up to 4 in flight, so one slow answer does not shift the schedule): latency at a
+ * load the server keeps up with, not at saturation.
+ */
+function paced(clients: number, messages: number): Scenario {
+  const title = `${clients.toLocaleString("en-US")} clients, ${
+    messages.toLocaleString("en-US")
+  } msgs of 64 B paced at ${PACED_RATE}/s (≤ 4 in flight)`;
+  return { ...sc("paced-1k", title, "fanout", clients, 0, messages, 64, 4), rate: PACED_RATE };
+}
+
+/** Echo: `clients` connections on `/echo`, each `rounds` closed-loop round trips of 64 B. */
+function echo(clients: number, rounds: number): Scenario {
+  const title = `${clients} clients × ${
+    rounds.toLocaleString("en-US")
+  } round trips of 64 B on /echo, 1 in flight each`;
+  return sc(`echo-100`, title, "echo", clients, 0, rounds, 64, 1);
 }
 
 /**
@@ -174,7 +177,7 @@ function sc(
   size: number,
   inflight: number,
 ): Scenario {
-  return { name, title, kind, clients, slow, messages, size, inflight };
+  return { name, title, kind, clients, slow, messages, size, inflight, rate: 0, seconds: 0 };
 }
 
 /**

@@ -38,7 +38,10 @@ export interface LatencySummary {
 }
 
 /** Summarizes the first `count` samples of `samples` (sorted in place). */
-export function summarizeLatency(samples: Float64Array, count: number): LatencySummary {
+export function summarizeLatency(
+  samples: Float32Array | Float64Array,
+  count: number,
+): LatencySummary {
   const sorted = samples.subarray(0, count).sort();
   return {
     count,
