@@ -10,14 +10,15 @@
  * `--drop=fin` the clients close plainly (FIN, no close frame).
  *
  * Options: `--clients=N`, `--rounds=N` (3), `--settle=MS` (idle time before each reading, 5000),
- * `--drop=rst|fin`, `--v8-flags=A,B` (default: the shipped ones), `--inspect`: run the server
- * in-process with `--expose-gc` and also report V8's heap spaces and RSS after a forced GC
+ * `--drop=rst|fin`, `--v8-flags=A,B` (default: the shipped ones), `--server-stdout` (shows V8's
+ * `--trace-gc` output), `--inspect`: start the same app through this script's server role, with
+ * `--expose-gc`, and also report V8's heap spaces and RSS after a forced GC
  * (separates garbage not yet collected from memory retained; measurement only); `--trim`: as
  * `--inspect`, and glibc's `malloc_trim(0)` after the GC (through FFI), to show how much of the
  * memory outside the JS heap is free memory that malloc keeps.
  *
- * Run: `deno run --allow-net=127.0.0.1 --allow-read=. --allow-run --allow-env --allow-sys
- * bench/mass_disconnect.ts`.
+ * Run: `deno task bench:disconnect` (options after it), i.e. `deno run --allow-net=127.0.0.1
+ * --allow-read=. --allow-run --allow-env --allow-sys bench/mass_disconnect.ts`.
  *
  * @module
  */
