@@ -9,6 +9,7 @@ import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startHttpServer } from "./http/http_server.ts";
 import { WebSocketServer } from "./net/listener.ts";
+import { headBuffers, readBuffers } from "./net/read_buffers.ts";
 import { echoHandler } from "./push/echo_handler.ts";
 import type { ChannelHub } from "./push/channel_hub.ts";
 import { Hub } from "./push/hub.ts";
@@ -140,6 +141,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       historyMessages: stats.historyMessages,
       historyBytes: stats.historyBytes,
       queuedBytes,
+      readBufferBytes: readBuffers.bytes + headBuffers.bytes,
     };
   });
   return {

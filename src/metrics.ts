@@ -41,6 +41,8 @@ export interface GaugeSnapshot {
   historyBytes: number;
   /** Bytes waiting in all outgoing queues. */
   queuedBytes: number;
+  /** Bytes of the slabs the read and handshake buffer pools hold (in use or spare). */
+  readBufferBytes: number;
 }
 
 /** Every counter the server keeps. */
@@ -239,6 +241,12 @@ export class Metrics {
       "gauge",
       "Bytes waiting in outgoing queues.",
       single(g?.queuedBytes ?? 0),
+    );
+    metric(
+      "push_read_buffer_bytes",
+      "gauge",
+      "Bytes of the slabs idle reads and handshakes read into (in use or spare).",
+      single(g?.readBufferBytes ?? 0),
     );
     return out.join("\n") + "\n";
   }

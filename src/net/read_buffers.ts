@@ -21,8 +21,17 @@ export const HEAD_SLOT_BYTES = 1024;
 const SLAB_BYTES = 64 * 1024;
 
 /**
- * A free list of fixed-size views into shared slabs. Slabs are kept once made: the pool is as
- * large as the most slots in use at once (for connections, about 230 bytes each with the view).
+ * Empty slabs a pool keeps for the next clients; beyond them an emptied slab is released. One
+ * slab is 512 connections' read slots or 64 handshakes: enough that ordinary churn does not
+ * cut and release slabs over and over.
+ */
+const RESERVE_SLABS = 1;
+
+/**
+ * A free list of fixed-size views into shared slabs. The pool grows by a slab when it runs out,
+ * and releases a slab once every slot of it is back and another empty slab is already kept: after
+ * a burst of clients has gone, the pool is back to one spare slab instead of staying as large as
+ * the most slots ever in use at once (for connections, about 230 bytes each with the view).
  *
  * @example
  * ```ts
@@ -34,23 +43,35 @@ const SLAB_BYTES = 64 * 1024;
 export class ReadBufferPool {
   /** The size of each slot. */
   readonly slotBytes: number;
-  readonly #free: Uint8Array[] = [];
-  #slabs = 0;
+  readonly #perSlab: number;
+  #free: Uint8Array[] = [];
+  /** Slots in use per slab: what tells when a slab is empty again. */
+  readonly #inUse = new Map<ArrayBufferLike, number>();
+  /** Slabs with no slot in use (at most {@linkcode RESERVE_SLABS} stay). */
+  #empty = 0;
 
   /** Creates an empty pool of `slotBytes` slots (a divisor of 64 KiB). */
   constructor(slotBytes: number) {
     this.slotBytes = slotBytes;
+    this.#perSlab = SLAB_BYTES / slotBytes;
   }
 
   /** A free slot of {@linkcode ReadBufferPool.slotBytes}; its previous contents are undefined. */
   take(): Uint8Array {
     if (this.#free.length === 0) this.#addSlab();
-    return this.#free.pop()!;
+    const slot = this.#free.pop()!;
+    const used = this.#inUse.get(slot.buffer)!;
+    if (used === 0) this.#empty--;
+    this.#inUse.set(slot.buffer, used + 1);
+    return slot;
   }
 
   /** Returns a slot taken from this pool. No read into it may still be pending. */
   give(slot: Uint8Array): void {
     this.#free.push(slot);
+    const used = this.#inUse.get(slot.buffer)! - 1;
+    this.#inUse.set(slot.buffer, used);
+    if (used === 0 && ++this.#empty > RESERVE_SLABS) this.#release(slot.buffer);
   }
 
   /** Slots not in use now. */
@@ -58,19 +79,35 @@ export class ReadBufferPool {
     return this.#free.length;
   }
 
-  /** Slabs made so far. */
+  /** Slabs held now. */
   get slabs(): number {
-    return this.#slabs;
+    return this.#inUse.size;
+  }
+
+  /** Bytes of slabs held now. */
+  get bytes(): number {
+    return this.#inUse.size * SLAB_BYTES;
   }
 
   #addSlab(): void {
     const size = this.slotBytes;
     const slab = new Uint8Array(SLAB_BYTES);
     // Pushed last-first so slots are handed out in address order (good for the caches).
-    for (let i = SLAB_BYTES / size - 1; i >= 0; i--) {
+    for (let i = this.#perSlab - 1; i >= 0; i--) {
       this.#free.push(slab.subarray(i * size, (i + 1) * size));
     }
-    this.#slabs++;
+    this.#inUse.set(slab.buffer, 0);
+    this.#empty++;
+  }
+
+  /**
+   * Drops an empty slab's slots from the free list, so the slab can be collected. The scan is
+   * over the free list, once per released slab: only when clients leave by the hundreds.
+   */
+  #release(slab: ArrayBufferLike): void {
+    this.#free = this.#free.filter((slot) => slot.buffer !== slab);
+    this.#inUse.delete(slab);
+    this.#empty--;
   }
 }
 

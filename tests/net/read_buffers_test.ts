@@ -45,3 +45,23 @@ Deno.test("connections give their read slots back: after large messages, closes 
   await Promise.all(connections.map((c) => c.finished));
   assertEquals(readBuffers.free, freeBefore, "every slot is back");
 });
+
+Deno.test("ReadBufferPool releases slabs once emptied, keeping one spare", () => {
+  const pool = new ReadBufferPool(1024); // 64 slots per slab
+  const slots = Array.from({ length: 64 * 3 }, () => pool.take());
+  assertEquals([pool.slabs, pool.bytes], [3, 3 * 65536]);
+  // A burst leaves in any order: give back every other slot first, then the rest.
+  for (let i = 0; i < slots.length; i += 2) pool.give(slots[i]);
+  assertEquals(pool.slabs, 3, "no slab is empty yet");
+  for (let i = 1; i < slots.length; i += 2) pool.give(slots[i]);
+  assertEquals([pool.slabs, pool.free], [1, 64], "the emptied slabs went, one stays as a spare");
+  // The spare serves the next clients without a new slab; its slots are still whole and disjoint.
+  const again = Array.from({ length: 64 }, () => pool.take());
+  assertEquals(pool.slabs, 1);
+  assertEquals(new Set(again.map((s) => s.byteOffset)).size, 64);
+  assert(again.every((s) => s.length === 1024));
+  // Churn at a slab's edge keeps the one slab rather than cutting and dropping it each time.
+  for (const s of again) pool.give(s);
+  for (let i = 0; i < 10; i++) pool.give(pool.take());
+  assertEquals(pool.slabs, 1);
+});
