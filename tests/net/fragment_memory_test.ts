@@ -16,7 +16,7 @@ import { assert, assertEquals, assertLess } from "@std/assert";
 import { readSystemFile } from "../../bench/proc.ts";
 import { spawnServer } from "../support/child_server.ts";
 import { RawClient, TEST_MASK } from "../support/raw_client.ts";
-import { withDeadline } from "../support/fuzz.ts";
+import { withDeadline } from "../support/async.ts";
 
 const MIB = 1024 * 1024;
 const runArgs = [

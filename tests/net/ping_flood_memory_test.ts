@@ -9,9 +9,10 @@ import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
 import { Opcode } from "../../src/protocol/opcode.ts";
 import { readMemory } from "../../bench/proc.ts";
 import { spawnServer } from "../support/child_server.ts";
-import { clientFrame, concatBytes, RawClient } from "../support/raw_client.ts";
+import { concat } from "../support/bytes.ts";
+import { clientFrame, RawClient } from "../support/raw_client.ts";
 import { TestSocket } from "../support/ws_client.ts";
-import { withDeadline } from "../support/fuzz.ts";
+import { withDeadline } from "../support/async.ts";
 
 const runArgs = [
   "run",
@@ -88,7 +89,7 @@ Deno.test("200,000 pings from a client that does not read: memory stays flat, ot
     for (let j = i; j < i + PINGS_PER_WRITE; j++) {
       frames.push(clientFrame(Opcode.Ping, pingPayload(j)));
     }
-    flood.push(concatBytes(...frames));
+    flood.push(concat(...frames));
   }
   await using flooder = await RawClient.open(server.wsPort, "/?demo=false");
   let peak = baseline;

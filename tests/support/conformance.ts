@@ -10,7 +10,8 @@
  * @module
  */
 import { assert, assertEquals, fail } from "@std/assert";
-import { clientFrame, concatBytes, RawClient, TEST_MASK, upgradeRequest } from "./raw_client.ts";
+import { concat } from "./bytes.ts";
+import { clientFrame, RawClient, TEST_MASK, upgradeRequest } from "./raw_client.ts";
 import { startTestServer, type TestServer } from "./server.ts";
 
 const encoder = new TextEncoder();
@@ -90,7 +91,7 @@ export function asciiText(length: number): string {
 /** A 2-byte close code followed by a UTF-8 (or raw) reason: a close frame's payload. */
 export function closePayload(code: number, reason: string | Uint8Array = ""): Uint8Array {
   const r = typeof reason === "string" ? utf8(reason) : reason;
-  return concatBytes(new Uint8Array([code >> 8, code & 0xff]), r);
+  return concat(new Uint8Array([code >> 8, code & 0xff]), r);
 }
 
 /** Options of {@linkcode rawFrame}. */
@@ -116,7 +117,7 @@ export function rawFrame(
   const head = rawHeader(opcode, data.length, { fin, rsv, masked });
   const body = new Uint8Array(data.length);
   for (let i = 0; i < data.length; i++) body[i] = masked ? data[i] ^ TEST_MASK[i & 3] : data[i];
-  return concatBytes(head, body);
+  return concat(head, body);
 }
 
 /** The header alone (with TEST_MASK when masked) of a frame announcing `length` payload bytes. */
@@ -133,7 +134,7 @@ export function rawHeader(opcode: number, length: number, options: RawFrameOptio
     head[1] = m | 127;
     new DataView(head.buffer).setBigUint64(2, BigInt(length));
   }
-  return masked ? concatBytes(head, TEST_MASK) : head;
+  return masked ? concat(head, TEST_MASK) : head;
 }
 
 /** Splits `bytes` into fragments of `size` bytes (the last may be shorter; none when empty). */
@@ -148,7 +149,7 @@ export function chunks(bytes: Uint8Array, size: number): Uint8Array[] {
  * continuations, FIN on the last only.
  */
 export function fragmented(opcode: number, parts: (Uint8Array | string)[]): Uint8Array {
-  return concatBytes(
+  return concat(
     ...parts.map((part, i) =>
       clientFrame(i === 0 ? opcode : Op.Continuation, part, i === parts.length - 1)
     ),
@@ -224,12 +225,12 @@ export class ConformanceClient implements AsyncDisposable {
 
   /** Writes all of `bytes` in one write call (several frames in one TCP write). */
   send(...frames: (Uint8Array | string)[]): Promise<void> {
-    return this.raw.write(concatBytes(...frames.map((f) => typeof f === "string" ? utf8(f) : f)));
+    return this.raw.write(concat(...frames.map((f) => typeof f === "string" ? utf8(f) : f)));
   }
 
   /** Writes `bytes` one byte per write, yielding to the server between bytes. */
   async sendByteByByte(...frames: Uint8Array[]): Promise<void> {
-    const bytes = concatBytes(...frames);
+    const bytes = concat(...frames);
     for (let i = 0; i < bytes.length; i++) {
       await this.raw.write(bytes.subarray(i, i + 1));
       await yieldToServer();
@@ -318,7 +319,7 @@ export class ConformanceClient implements AsyncDisposable {
    */
   async handshake(path = "/echo", extra?: Uint8Array): Promise<HttpResponse> {
     const request = upgradeRequest(path);
-    await this.raw.write(extra ? concatBytes(request, extra) : request);
+    await this.raw.write(extra ? concat(request, extra) : request);
     const response = await this.readResponse();
     await assertAccepted(response, "dGhlIHNhbXBsZSBub25jZQ==");
     return response;
@@ -411,7 +412,7 @@ export class ConformanceClient implements AsyncDisposable {
     m.length += payload.length;
     if (!frame.fin) return null;
     this.#message = null;
-    const data = m.parts.length === 1 ? m.parts[0] : concatBytes(...m.parts);
+    const data = m.parts.length === 1 ? m.parts[0] : concat(...m.parts);
     if (m.opcode === Op.Binary) return { type: "binary", data };
     try {
       return { type: "text", data: strictUtf8.decode(data) };
@@ -556,4 +557,4 @@ export function conformance(
   });
 }
 
-export { clientFrame, concatBytes, upgradeRequest };
+export { clientFrame, concat as concatBytes, upgradeRequest };

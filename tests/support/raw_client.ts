@@ -8,6 +8,7 @@
 import { encodeMaskedFrame } from "../../src/protocol/frame_encoder.ts";
 import { MessageReader, type WebSocketEvent } from "../../src/protocol/message.ts";
 import { findHeaderEnd } from "../../src/protocol/handshake.ts";
+import { concat } from "./bytes.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -42,17 +43,6 @@ export function upgradeRequest(
 export function clientFrame(opcode: number, payload: Uint8Array | string, fin = true): Uint8Array {
   const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
   return encodeMaskedFrame(opcode, bytes, TEST_MASK, fin);
-}
-
-/** Joins byte arrays. */
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** What a raw client saw after the handshake. */
@@ -90,7 +80,7 @@ export class RawClient implements AsyncDisposable {
   /** Connects and completes a valid handshake on `path`; throws unless the answer is 101. */
   static async open(port: number, path = "/", extra?: Uint8Array): Promise<RawClient> {
     const client = await RawClient.connect(port);
-    await client.write(extra ? concatBytes(upgradeRequest(path), extra) : upgradeRequest(path));
+    await client.write(extra ? concat(upgradeRequest(path), extra) : upgradeRequest(path));
     const response = await client.readResponse();
     if (response.status !== 101) throw new Error(`expected 101, got ${response.head}`);
     return client;
@@ -186,4 +176,26 @@ export class RawClient implements AsyncDisposable {
     this.close();
     return Promise.resolve();
   }
+}
+
+/** Reads `conn` until EOF (or a reset), up to `maxBytes`; returns the bytes and how it ended. */
+export async function readToEnd(
+  conn: Deno.Conn,
+  maxBytes = 1 << 20,
+): Promise<{ bytes: Uint8Array; end: "eof" | "reset" | "limit"; at: number }> {
+  const parts: Uint8Array[] = [];
+  const buffer = new Uint8Array(16 * 1024);
+  let total = 0;
+  while (total < maxBytes) {
+    let n: number | null;
+    try {
+      n = await conn.read(buffer);
+    } catch {
+      return { bytes: concat(...parts), end: "reset", at: performance.now() };
+    }
+    if (n === null) return { bytes: concat(...parts), end: "eof", at: performance.now() };
+    parts.push(buffer.slice(0, n));
+    total += n;
+  }
+  return { bytes: concat(...parts), end: "limit", at: performance.now() };
 }
