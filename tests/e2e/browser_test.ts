@@ -7,7 +7,8 @@
  * Needs Debian's `chromium` (CI installs it): without it this test fails and says so.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { Browser, DEFAULT_TIMEOUT_MS, delay, type Page, withDeadline } from "../support/cdp.ts";
+import { delay, withDeadline } from "../support/async.ts";
+import { Browser, DEFAULT_TIMEOUT_MS, type Page } from "../support/cdp.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;

@@ -6,6 +6,7 @@ import { assert, assertEquals } from "@std/assert";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { RawClient } from "../support/raw_client.ts";
+import { pollUntil } from "../support/async.ts";
 
 async function publish(server: TestServer, channel: string, text: string): Promise<number> {
   const response = await fetch(`${server.httpUrl}/publish?channel=${channel}`, {
@@ -24,15 +25,6 @@ async function idsUntil(ws: TestSocket, channel: string, last: number): Promise<
     if (message.notice === "lost") throw new Error(`unexpected lost notice: ${message.reason}`);
   }
   return ids;
-}
-
-/** Polls (bounded) until `check` holds: gauges are states, not events a client can await. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const range = (from: number, to: number) =>
@@ -91,9 +83,11 @@ Deno.test("--history-ttl drops idle channels with their history, not listened on
   for (let i = 0; i < 50; i++) await publish(server, `user-${i}`, "hello");
   await publish(server, "kept", "hello");
   assertEquals(await gauge(server, "push_channels"), 51);
-  await eventually(
-    "idle channels are dropped",
+  await pollUntil(
     async () => await gauge(server, "push_channels") === 1,
+    10_000,
+    "idle channels are dropped",
+    20,
   );
   assertEquals(await gauge(server, "push_history_messages"), 1, "only the kept channel's");
   assert(await gauge(server, "push_history_bytes") < 100);
@@ -102,9 +96,11 @@ Deno.test("--history-ttl drops idle channels with their history, not listened on
   assertEquals(await idsUntil(listener, "kept", 2), [1, 2]);
   listener.socket.close();
   await listener.closed;
-  await eventually(
-    "the last channel goes once nobody listens",
+  await pollUntil(
     async () =>
       await gauge(server, "push_channels") === 0 && await gauge(server, "push_history_bytes") === 0,
+    10_000,
+    "the last channel goes once nobody listens",
+    20,
   );
 });

@@ -5,7 +5,8 @@
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { startTestServer, type TestServer } from "../support/server.ts";
-import { deadline, startRedisServer } from "../support/redis_server.ts";
+import { startRedisServer } from "../support/redis_server.ts";
+import { pollUntil, withDeadline } from "../support/async.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { RedisClient } from "../../src/redis/client.ts";
 import { parseRedisUrl } from "../../src/redis/url.ts";
@@ -16,7 +17,7 @@ const decoder = new TextDecoder();
 /** Starts the whole server in-process against `redisUrl` and waits for both connections. */
 async function redisServer(redisUrl: string, args: string[] = []): Promise<TestServer> {
   const server = await startTestServer(["--redis", redisUrl, ...args]);
-  await deadline((server.hub as RedisHub).ready(), 10_000, "the hub to connect");
+  await withDeadline((server.hub as RedisHub).ready(), 10_000, "the hub to connect");
   return server;
 }
 
@@ -50,15 +51,6 @@ async function admin(url: string): Promise<RedisClient & AsyncDisposable> {
   return client;
 }
 
-/** Polls (bounded) until `check` holds. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const end = performance.now() + 10_000;
-  while (!(await check())) {
-    if (performance.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
@@ -71,9 +63,11 @@ Deno.test("--history-ttl gives the stream and counter a TTL; ids continue after 
     const ttl = await r.command(["PTTL", key]) as number;
     assert(ttl > 0 && ttl <= 400, `${key} has PTTL ${ttl}`);
   }
-  await eventually(
-    "the keys expire",
+  await pollUntil(
     async () => await r.command(["EXISTS", "push:{news}:seq", "push:{news}:history"]) === 0,
+    10_000,
+    "the keys expire",
+    20,
   );
   // Created again, the channel continues above every id given out: position 2 cannot pass for
   // a position in the new history.
@@ -179,7 +173,7 @@ Deno.test("Redis: every local join waits for the channel's subscription, so none
   for (const ws of [first, second]) {
     const notice = JSON.parse(await ws.nextMatching(/subscribed/));
     if (notice.id < last) {
-      const ids = await deadline(idsUntil(ws, "news", last), 2_000, "every publication");
+      const ids = await withDeadline(idsUntil(ws, "news", last), 2_000, "every publication");
       assertEquals(ids, range(notice.id + 1, last));
     }
   }
@@ -196,7 +190,9 @@ Deno.test("Redis: a catch-up refused with an error reply (OOM) is retried until 
   await using ws = new TestSocket(`${server.wsUrl}/?channels=news`);
   await server.waitForLog("redis.catch_up_failed");
   await r.command(["CONFIG", "SET", "maxmemory", "0"]);
-  const notice = JSON.parse(await deadline(ws.nextMatching(/subscribed/), 10_000, "the notice"));
+  const notice = JSON.parse(
+    await withDeadline(ws.nextMatching(/subscribed/), 10_000, "the notice"),
+  );
   assertEquals([notice.channel, notice.id], ["news", 0]);
   assertEquals((await publish(server, "news", "after")).id, 1);
   assertEquals(await idsUntil(ws, "news", 1), [1]);

@@ -37,15 +37,18 @@ export function delay(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Polls `condition` every `everyMs` until it holds, failing with `what` after `ms`. */
+/**
+ * Polls `condition` (sync or async) every `everyMs` until it holds, failing with `what` after
+ * `ms`: for states no event announces.
+ */
 export async function pollUntil(
-  condition: () => boolean,
+  condition: () => boolean | Promise<boolean>,
   ms: number,
   what: string,
   everyMs = 10,
 ): Promise<void> {
   const deadline = performance.now() + ms;
-  while (!condition()) {
+  while (!(await condition())) {
     if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
     await delay(everyMs);
   }

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { delay, withDeadline } from "./async.ts";
 
 /** The project root (this file is tests/support/cdp.ts). */
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -48,30 +49,6 @@ export class CdpError extends Error {
     super(`CDP ${method} failed (${code}): ${message}${data ? ` (${data})` : ""}`);
     this.name = "CdpError";
   }
-}
-
-/**
- * Resolves with `promise`, or rejects after `ms` with "timed out after … waiting for `what`".
- * The timer is cleared either way.
- */
-export async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Resolves after `ms` (the timer has fired by then, so nothing is left behind). */
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 interface Pending {

@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { withDeadline } from "./async.ts";
 
 /** Options of {@linkcode startRedisServer}. */
 export interface RedisServerOptions {
@@ -103,24 +104,6 @@ function spawn(args: string[], logs: string[]): Run {
 }
 
 /**
- * Resolves like `promise`, or rejects naming `what` once `ms` have passed; the timer is always
- * cleared, so a test's sanitizers stay quiet either way.
- */
-export async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
  * Starts `redis-server` on a free 127.0.0.1 port with a throwaway directory under `.artifacts/`
  * and resolves once it accepts connections.
  *
@@ -158,7 +141,11 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     const attempt = spawn(argsFor(port), logs);
     let ready: boolean;
     try {
-      ready = await deadline(attempt.ready, READY_TIMEOUT, "redis-server to accept connections");
+      ready = await withDeadline(
+        attempt.ready,
+        READY_TIMEOUT,
+        "redis-server to accept connections",
+      );
     } catch (err) {
       attempt.process.kill("SIGKILL");
       await attempt.exited;
@@ -185,7 +172,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     }
     if (signal === "SIGTERM") {
       try {
-        await deadline(current.exited, STOP_TIMEOUT, "redis-server to stop");
+        await withDeadline(current.exited, STOP_TIMEOUT, "redis-server to stop");
       } catch {
         try {
           current.process.kill("SIGKILL");
