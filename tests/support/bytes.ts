@@ -29,7 +29,7 @@ export function toHex(bytes: Uint8Array): string {
 }
 
 /** Encodes `text` as UTF-8. */
-export function utf8(text: string): Uint8Array {
+export function utf8(text: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(text);
 }
 
