@@ -8,7 +8,9 @@
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
 import { delay, withDeadline } from "../support/async.ts";
-import { Browser, DEFAULT_TIMEOUT_MS, type Page } from "../support/cdp.ts";
+import { type Page } from "../support/page.ts";
+import { DEFAULT_TIMEOUT_MS } from "../support/cdp_connection.ts";
+import { Browser } from "../support/browser.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
