@@ -5,6 +5,7 @@ import { assert, assertEquals } from "@std/assert";
 import { type ChildServer, spawnServer } from "../support/child_server.ts";
 import { startRedisServer } from "../support/redis_server.ts";
 import { TestSocket } from "../support/ws_client.ts";
+import { publish, range } from "../support/push_api.ts";
 
 const runArgs = ["run", "--allow-net", "--allow-read=./static", "--allow-env=PUSH_*", "main.ts"];
 
@@ -38,14 +39,6 @@ async function waitForHealth(server: ChildServer, status: string): Promise<void>
   }
 }
 
-async function publish(server: ChildServer, channel: string, text: string) {
-  const response = await fetch(`http://127.0.0.1:${server.httpPort}/publish?channel=${channel}`, {
-    method: "POST",
-    body: text,
-  });
-  return { status: response.status, body: await response.json() };
-}
-
 /** Reads publications of `channel` until id `last`; returns [id, data] pairs. */
 async function readUntil(
   ws: TestSocket,
@@ -59,9 +52,6 @@ async function readUntil(
   }
   return got;
 }
-
-const range = (from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 Deno.test("a publish to one instance reaches the subscribers of both, in order", async () => {
   await using redis = await startRedisServer();
