@@ -3,28 +3,14 @@
  * not only what it counts. The server runs as a child so its RSS is its own.
  */
 import { assert, assertLess } from "@std/assert";
-import { spawnServer } from "../support/child_server.ts";
+import { FREE_PORTS_NO_DEMO, spawnServer, START_ARGS } from "../support/child_server.ts";
 import { readMemory } from "../../bench/proc.ts";
 import { gauge } from "../support/push_api.ts";
 
-const runArgs = [
-  "run",
-  "--v8-flags=--max-semi-space-size=8",
-  "--allow-net",
-  "--allow-read=./static",
-  "--allow-env=PUSH_*",
-  "main.ts",
-];
-
 Deno.test("1,000 publications of 64 KiB through a 256 KiB history keep ~256 KiB, not 62 MiB", async () => {
   await using server = await spawnServer(Deno.execPath(), [
-    ...runArgs,
-    "--ws-port",
-    "0",
-    "--http-port",
-    "0",
-    "--demo",
-    "false",
+    ...START_ARGS,
+    ...FREE_PORTS_NO_DEMO,
     "--history-bytes",
     "256KiB",
   ]);

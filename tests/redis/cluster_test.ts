@@ -2,23 +2,21 @@
  * Several server processes sharing channels and history through a real redis-server.
  */
 import { assert, assertEquals } from "@std/assert";
-import { type ChildServer, spawnServer } from "../support/child_server.ts";
+import {
+  type ChildServer,
+  FREE_PORTS_NO_DEMO,
+  RUN_ARGS,
+  spawnServer,
+} from "../support/child_server.ts";
 import { startRedisServer } from "../support/redis_server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { publish, range } from "../support/push_api.ts";
 
-const runArgs = ["run", "--allow-net", "--allow-read=./static", "--allow-env=PUSH_*", "main.ts"];
-
 /** Starts one server process on free ports against `redisUrl`. */
 async function instance(redisUrl: string): Promise<ChildServer> {
   const server = await spawnServer(Deno.execPath(), [
-    ...runArgs,
-    "--ws-port",
-    "0",
-    "--http-port",
-    "0",
-    "--demo",
-    "false",
+    ...RUN_ARGS,
+    ...FREE_PORTS_NO_DEMO,
     "--redis",
     redisUrl,
   ]);
