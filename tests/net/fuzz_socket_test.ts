@@ -14,11 +14,11 @@ import type { WebSocketEvent } from "../../src/protocol/message.ts";
 import { withDeadline } from "../support/async.ts";
 import { serverClientId, waitForLogSince } from "../support/server_logs.ts";
 import { predict } from "../support/fuzz_predict.ts";
-import { hexPreview, mutate } from "../support/fuzz_mutate.ts";
+import { mutate } from "../support/fuzz_mutate.ts";
 import { generateFaultyStream, generateValidStream } from "../support/fuzz_streams.ts";
 import { encodeSpec, generateRandomFrames } from "../support/fuzz_frames.ts";
 import { deriveSeed, fuzzSeeds, Rng } from "../support/rng.ts";
-import { concat } from "../support/bytes.ts";
+import { concat, hexPreview } from "../support/bytes.ts";
 import { RawClient } from "../support/raw_client.ts";
 import { startTestServer } from "../support/server.ts";
 

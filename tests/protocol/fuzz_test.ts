@@ -20,7 +20,8 @@
 import { assertEquals, assertGreater, fail } from "@std/assert";
 import { PROTOCOL_FAILURES, ProtocolError } from "../../src/protocol/errors.ts";
 import { MessageReader, type WebSocketEvent } from "../../src/protocol/message.ts";
-import { hexPreview, mutate, randomChunks } from "../support/fuzz_mutate.ts";
+import { mutate, randomChunks } from "../support/fuzz_mutate.ts";
+import { hexPreview } from "../support/bytes.ts";
 import { generateRandomFrames } from "../support/fuzz_frames.ts";
 import {
   FUZZ_MAX_FRAGMENTS,

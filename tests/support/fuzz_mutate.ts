@@ -78,9 +78,3 @@ export function randomChunks(rng: Rng, bytes: Uint8Array): Uint8Array[] {
   }
   return chunks;
 }
-
-/** Lower-case hex of up to `max` bytes, for failure messages. */
-export function hexPreview(bytes: Uint8Array, max = 64): string {
-  const shown = Array.from(bytes.subarray(0, max), (b) => b.toString(16).padStart(2, "0"));
-  return shown.join(" ") + (bytes.length > max ? ` … (${bytes.length} bytes)` : "");
-}

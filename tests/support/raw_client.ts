@@ -8,9 +8,8 @@
 import { encodeMaskedFrame } from "../../src/protocol/frame_encoder.ts";
 import { MessageReader, type WebSocketEvent } from "../../src/protocol/message.ts";
 import { findHeaderEnd } from "../../src/protocol/handshake.ts";
-import { concat } from "./bytes.ts";
+import { concat, utf8 } from "./bytes.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** A fixed masking key, so frames are reproducible byte for byte. */
@@ -36,12 +35,12 @@ export function upgradeRequest(
   for (const [name, value] of Object.entries(headers)) {
     if (value !== null) head += `${name}: ${value}\r\n`;
   }
-  return encoder.encode(head + "\r\n");
+  return utf8(head + "\r\n");
 }
 
 /** Encodes a masked client frame with {@linkcode TEST_MASK}. */
 export function clientFrame(opcode: number, payload: Uint8Array | string, fin = true): Uint8Array {
-  const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
+  const bytes = typeof payload === "string" ? utf8(payload) : payload;
   return encodeMaskedFrame(opcode, bytes, TEST_MASK, fin);
 }
 
@@ -88,7 +87,7 @@ export class RawClient implements AsyncDisposable {
 
   /** Writes all of `bytes`. */
   async write(bytes: Uint8Array | string): Promise<void> {
-    let data = typeof bytes === "string" ? encoder.encode(bytes) : bytes;
+    let data = typeof bytes === "string" ? utf8(bytes) : bytes;
     while (data.length > 0) data = data.subarray(await this.conn.write(data));
   }
 
