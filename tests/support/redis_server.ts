@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { freePorts } from "../../bench/proc.ts";
 import { withDeadline } from "./async.ts";
 
 /** Options of {@linkcode startRedisServer}. */
@@ -48,14 +49,6 @@ export interface RedisServer extends AsyncDisposable {
 const READY_TIMEOUT = 10_000;
 /** How long SIGTERM is given before SIGKILL. */
 const STOP_TIMEOUT = 5_000;
-
-/** Asks the kernel for a free port by binding port 0; the tiny race is covered by retrying. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** One run of the process. */
 interface Run {
@@ -187,7 +180,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let port = 0;
   try {
     for (let tries = 0; port === 0; tries++) {
-      const candidate = freePort();
+      const candidate = freePorts(1)[0];
       if (await launch(candidate)) port = candidate;
       else if (tries >= 5) throw new Error("no free port for redis-server after 6 tries");
     }
