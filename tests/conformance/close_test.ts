@@ -4,15 +4,10 @@
  * nothing after a close frame is processed; invalid close payloads fail the connection (1002,
  * or 1007 for a reason that is not UTF-8).
  */
-import {
-  asciiText,
-  clientFrame,
-  closePayload,
-  conformance,
-  hex,
-  Op,
-  rawFrame,
-} from "../support/conformance.ts";
+import { hex } from "../support/bytes.ts";
+import { conformance } from "../support/conformance.ts";
+import { clientFrame } from "../support/raw_client.ts";
+import { asciiText, closePayload, Op, rawFrame } from "../support/conformance_frames.ts";
 
 // --- 7.1: the close handshake and what follows it ---
 

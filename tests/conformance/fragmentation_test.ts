@@ -3,17 +3,10 @@
  * echoed whole, control frames may arrive between fragments (and are answered at once), control
  * frames themselves must not be fragmented, and continuation frames must continue something.
  */
-import {
-  chunks,
-  clientFrame,
-  conformance,
-  fragmented,
-  Op,
-  pattern,
-  rawFrame,
-  rawHeader,
-  utf8,
-} from "../support/conformance.ts";
+import { patternBytes, utf8 } from "../support/bytes.ts";
+import { conformance } from "../support/conformance.ts";
+import { clientFrame } from "../support/raw_client.ts";
+import { chunks, fragmented, Op, rawFrame, rawHeader } from "../support/conformance_frames.ts";
 import { assertEquals, assertStringIncludes } from "@std/assert";
 
 const FRAG1 = "fragment1";
@@ -204,7 +197,10 @@ conformance(
   "5.18.1",
   "binary message started, then a new binary frame before it ends: 1002",
   async (c) => {
-    await c.send(clientFrame(Op.Binary, pattern(4), false), clientFrame(Op.Binary, pattern(4)));
+    await c.send(
+      clientFrame(Op.Binary, patternBytes(4), false),
+      clientFrame(Op.Binary, patternBytes(4)),
+    );
     await c.expectFailure(1002);
   },
 );
@@ -213,7 +209,7 @@ conformance(
   "5.18.2",
   "text message started, then a binary frame before it ends: 1002, nothing echoed",
   async (c) => {
-    await c.send(clientFrame(Op.Text, FRAG1, false), clientFrame(Op.Binary, pattern(4)));
+    await c.send(clientFrame(Op.Text, FRAG1, false), clientFrame(Op.Binary, patternBytes(4)));
     await c.expectFailure(1002);
   },
 );
@@ -239,13 +235,13 @@ conformance(
 );
 
 conformance("5.21", "binary message in 2 fragments is echoed whole", async (c) => {
-  await c.send(fragmented(Op.Binary, [pattern(100), pattern(300)]));
-  await c.expectBinary(new Uint8Array([...pattern(100), ...pattern(300)]));
+  await c.send(fragmented(Op.Binary, [patternBytes(100), patternBytes(300)]));
+  await c.expectBinary(new Uint8Array([...patternBytes(100), ...patternBytes(300)]));
 });
 
 conformance("5.22", "binary message in 256 fragments of 1 byte is echoed whole", async (c) => {
-  await c.send(fragmented(Op.Binary, chunks(pattern(256), 1)));
-  await c.expectBinary(pattern(256));
+  await c.send(fragmented(Op.Binary, chunks(patternBytes(256), 1)));
+  await c.expectBinary(patternBytes(256));
 });
 
 conformance("5.23", "text message in 1-byte fragments is echoed whole", async (c) => {
@@ -258,15 +254,15 @@ conformance(
   "5.24",
   "fragmented binary with 10 pings between fragments: pongs in order, then the echo",
   async (c) => {
-    const frames: Uint8Array[] = [clientFrame(Op.Binary, pattern(10), false)];
+    const frames: Uint8Array[] = [clientFrame(Op.Binary, patternBytes(10), false)];
     for (let i = 0; i < 10; i++) {
       frames.push(clientFrame(Op.Ping, `ping ${i}`));
-      frames.push(clientFrame(Op.Continuation, pattern(10), i === 9));
+      frames.push(clientFrame(Op.Continuation, patternBytes(10), i === 9));
     }
     await c.send(...frames);
     await c.expectPongsOf(...Array.from({ length: 10 }, (_, i) => `ping ${i}`));
     const expected = new Uint8Array(110);
-    for (let i = 0; i < 11; i++) expected.set(pattern(10), i * 10);
+    for (let i = 0; i < 11; i++) expected.set(patternBytes(10), i * 10);
     await c.expectBinary(expected);
   },
 );
@@ -277,7 +273,7 @@ conformance(
   async (c) => {
     await c.send(
       fragmented(Op.Text, ["a", "b", "c"]),
-      fragmented(Op.Binary, [pattern(3), pattern(2)]),
+      fragmented(Op.Binary, [patternBytes(3), patternBytes(2)]),
     );
     await c.expectText("abc");
     await c.expectBinary(new Uint8Array([0, 1, 2, 0, 1]));
@@ -301,9 +297,10 @@ conformance(
     await c.expectText("abcd");
     // Four fragments of a binary message, then only the 5th frame's header: its header alone
     // breaks the limit.
-    const four = [pattern(1), pattern(2), pattern(3), pattern(4)].map((part, i) =>
-      clientFrame(i === 0 ? Op.Binary : Op.Continuation, part, false)
-    );
+    const four = [patternBytes(1), patternBytes(2), patternBytes(3), patternBytes(4)].map((
+      part,
+      i,
+    ) => clientFrame(i === 0 ? Op.Binary : Op.Continuation, part, false));
     await c.send(...four, rawHeader(Op.Continuation, 100));
     assertEquals(await c.drain(), [
       { type: "close", code: 1009, reason: "too many fragments" },

@@ -4,16 +4,10 @@
  * byte at a time, and several frames in one write; plus the frame-level rules every message
  * depends on (masking, the 64-bit length's top bit, the message size limit).
  */
-import {
-  asciiText,
-  clientFrame,
-  conformance,
-  Op,
-  pattern,
-  rawFrame,
-  rawHeader,
-  utf8,
-} from "../support/conformance.ts";
+import { patternBytes, utf8 } from "../support/bytes.ts";
+import { conformance } from "../support/conformance.ts";
+import { clientFrame } from "../support/raw_client.ts";
+import { asciiText, Op, rawFrame, rawHeader } from "../support/conformance_frames.ts";
 
 const MiB = 1024 * 1024;
 const SIZES: [string, number][] = [
@@ -49,7 +43,7 @@ for (const [n, size] of SIZES) {
 for (const [n, size] of SIZES) {
   const how = n === "8" ? " written in chops of 997 bytes" : "";
   conformance(`1.2.${n}`, `binary message of ${size} bytes${how} is echoed`, async (c) => {
-    const data = pattern(size);
+    const data = patternBytes(size);
     const frame = clientFrame(Op.Binary, data);
     if (n === "8") await c.sendEach(...inChops(frame));
     else await c.send(frame);
@@ -66,8 +60,8 @@ conformance(
   "1.3.2",
   "binary frame of 130 bytes (16-bit length) written one byte at a time is echoed",
   async (c) => {
-    await c.sendByteByByte(clientFrame(Op.Binary, pattern(130)));
-    await c.expectBinary(pattern(130));
+    await c.sendByteByByte(clientFrame(Op.Binary, patternBytes(130)));
+    await c.expectBinary(patternBytes(130));
   },
 );
 
@@ -75,23 +69,23 @@ conformance(
   "1.3.3",
   "binary frame of 65536 bytes (64-bit length) with its header written one byte at a time",
   async (c) => {
-    const frame = clientFrame(Op.Binary, pattern(65536));
+    const frame = clientFrame(Op.Binary, patternBytes(65536));
     await c.sendByteByByte(frame.subarray(0, 14));
     await c.send(frame.subarray(14));
-    await c.expectBinary(pattern(65536));
+    await c.expectBinary(patternBytes(65536));
   },
 );
 
 conformance("1.3.4", "several frames in one write are each echoed, in order", async (c) => {
   await c.send(
     clientFrame(Op.Text, "one"),
-    clientFrame(Op.Binary, pattern(200)),
+    clientFrame(Op.Binary, patternBytes(200)),
     clientFrame(Op.Text, ""),
     clientFrame(Op.Text, "four"),
     clientFrame(Op.Binary, new Uint8Array(0)),
   );
   await c.expectText("one");
-  await c.expectBinary(pattern(200));
+  await c.expectBinary(patternBytes(200));
   await c.expectText("");
   await c.expectText("four");
   await c.expectBinary(new Uint8Array(0));
@@ -148,7 +142,7 @@ conformance(
   "1.4.4",
   "a fragmented message growing past 1 MiB gets close 1009",
   async (c) => {
-    await c.send(clientFrame(Op.Binary, pattern(MiB), false));
+    await c.send(clientFrame(Op.Binary, patternBytes(MiB), false));
     await c.send(rawHeader(Op.Continuation, 1));
     await c.expectFailure(1009);
   },

@@ -5,15 +5,10 @@
  * kept, and each invalid request gets its HTTP error and a closed TCP connection.
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import {
-  assertAccepted,
-  clientFrame,
-  concatBytes,
-  conformance,
-  type ConformanceClient,
-  Op,
-  upgradeRequest,
-} from "../support/conformance.ts";
+import { Op } from "../support/conformance_frames.ts";
+import { concat } from "../support/bytes.ts";
+import { clientFrame, upgradeRequest } from "../support/raw_client.ts";
+import { assertAccepted, conformance, type ConformanceClient } from "../support/conformance.ts";
 
 const RFC_KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -105,7 +100,7 @@ conformance(
   async (c) => {
     await c.handshake(
       "/echo",
-      concatBytes(
+      concat(
         clientFrame(Op.Text, "one"),
         clientFrame(Op.Binary, new Uint8Array([1, 2, 3])),
         clientFrame(Op.Text, "three"),
@@ -134,7 +129,7 @@ conformance(
   "H.8",
   "an unmasked frame pipelined with a valid request gets 101, then close 1002",
   async (c) => {
-    await c.handshake("/echo", concatBytes(new Uint8Array([0x81, 0x05]), new Uint8Array(5)));
+    await c.handshake("/echo", concat(new Uint8Array([0x81, 0x05]), new Uint8Array(5)));
     await c.expectFailure(1002);
   },
   { handshake: false },

@@ -4,7 +4,10 @@
  * unsolicited pong is ignored. Pings that arrive before the pong of an earlier one was written
  * may be answered by one pong, of the most recent (§5.5.3): at most one pong waits per client.
  */
-import { clientFrame, conformance, Op, pattern, rawFrame } from "../support/conformance.ts";
+import { patternBytes } from "../support/bytes.ts";
+import { Op, rawFrame } from "../support/conformance_frames.ts";
+import { conformance } from "../support/conformance.ts";
+import { clientFrame } from "../support/raw_client.ts";
 
 conformance("2.1", "ping with an empty payload gets an empty pong", async (c) => {
   await c.send(clientFrame(Op.Ping, new Uint8Array(0)));
@@ -23,12 +26,12 @@ conformance("2.3", "ping with a small binary payload gets a pong with it", async
 });
 
 conformance("2.4", "ping with a 125-byte binary payload gets a pong with it", async (c) => {
-  await c.send(clientFrame(Op.Ping, pattern(125)));
-  await c.expectPong(pattern(125));
+  await c.send(clientFrame(Op.Ping, patternBytes(125)));
+  await c.expectPong(patternBytes(125));
 });
 
 conformance("2.5", "ping with a 126-byte payload fails the connection with 1002", async (c) => {
-  await c.send(rawFrame(Op.Ping, pattern(126)));
+  await c.send(rawFrame(Op.Ping, patternBytes(126)));
   await c.expectFailure(1002);
 });
 
@@ -36,8 +39,8 @@ conformance(
   "2.6",
   "ping with a 125-byte payload written one byte at a time gets a pong with it",
   async (c) => {
-    await c.sendByteByByte(clientFrame(Op.Ping, pattern(125)));
-    await c.expectPong(pattern(125));
+    await c.sendByteByByte(clientFrame(Op.Ping, patternBytes(125)));
+    await c.expectPong(patternBytes(125));
   },
 );
 
@@ -106,10 +109,10 @@ conformance(
 conformance("2.12", "pings with every payload length from 0 to 125 are answered", async (c) => {
   // Each awaited, so each gets its own pong (pings sent together may be answered by the last).
   for (let n = 0; n <= 125; n++) {
-    await c.send(clientFrame(Op.Ping, pattern(n)));
-    await c.expectPong(pattern(n));
+    await c.send(clientFrame(Op.Ping, patternBytes(n)));
+    await c.expectPong(patternBytes(n));
   }
-  const all = Array.from({ length: 126 }, (_, n) => pattern(n));
+  const all = Array.from({ length: 126 }, (_, n) => patternBytes(n));
   await c.send(...all.map((p) => clientFrame(Op.Ping, p)));
   await c.expectPongsOf(...all);
 });
@@ -120,7 +123,7 @@ conformance(
   async (c) => {
     await c.send(clientFrame(Op.Ping, "first"));
     await c.expectPong("first");
-    await c.send(rawFrame(Op.Ping, pattern(126)));
+    await c.send(rawFrame(Op.Ping, patternBytes(126)));
     await c.expectFailure(1002);
   },
 );
@@ -131,7 +134,7 @@ conformance(
   async (c) => {
     // Control frames must use the 7-bit length (§5.5: payload length of 125 bytes or less).
     const frame = new Uint8Array([0x89, 0x80 | 126, 0x00, 125, ...new Uint8Array(4)]);
-    await c.send(frame, pattern(125));
+    await c.send(frame, patternBytes(125));
     await c.expectFailure(1002);
   },
 );

@@ -4,7 +4,9 @@
  * valid frame sent before the bad one (even in the same TCP write) is still echoed; nothing after
  * it is answered.
  */
-import { clientFrame, conformance, Op, rawFrame } from "../support/conformance.ts";
+import { Op, rawFrame } from "../support/conformance_frames.ts";
+import { conformance } from "../support/conformance.ts";
+import { clientFrame } from "../support/raw_client.ts";
 
 const HELLO = "Hello, world!";
 

@@ -3,18 +3,10 @@
  * valid UTF-8 are echoed byte for byte; invalid UTF-8 fails the connection with 1007, nothing
  * echoed, as soon as the invalid byte arrives (fail fast, even in the middle of a frame).
  */
-import {
-  chunks,
-  clientFrame,
-  concatBytes,
-  conformance,
-  fragmented,
-  hex,
-  Op,
-  rawHeader,
-  utf8,
-} from "../support/conformance.ts";
-import { TEST_MASK } from "../support/raw_client.ts";
+import { conformance } from "../support/conformance.ts";
+import { concat, hex, utf8 } from "../support/bytes.ts";
+import { chunks, fragmented, Op, rawHeader } from "../support/conformance_frames.ts";
+import { clientFrame, TEST_MASK } from "../support/raw_client.ts";
 
 const KOSME = hex("ce ba e1 bd b9 cf 83 ce bc ce b5"); // "κόσμε"
 const HELLO_UTF8 = "Hello-µ@ßöäüàá-UTF-8!!";
@@ -103,7 +95,7 @@ const INVALID: [string, string, Uint8Array][] = [
   [
     "6.3.1",
     '"κόσμε" + a surrogate ED A0 80 + "edited"',
-    concatBytes(KOSME, hex("ed a0 80"), utf8("edited")),
+    concat(KOSME, hex("ed a0 80"), utf8("edited")),
   ],
   ["6.8.1", "5-byte sequence F8 88 80 80 80", hex("f8 88 80 80 80")],
   ["6.8.2", "6-byte sequence FC 84 80 80 80 80", hex("fc 84 80 80 80 80")],
@@ -151,7 +143,7 @@ conformance(
   "6.3.2",
   '"κόσμε" + a surrogate + "edited" in fragments of 1 byte fails with 1007',
   async (c) => {
-    const bytes = concatBytes(KOSME, hex("ed a0 80"), utf8("edited"));
+    const bytes = concat(KOSME, hex("ed a0 80"), utf8("edited"));
     await c.send(fragmented(Op.Text, chunks(bytes, 1)));
     await c.expectFailure(1007);
   },
@@ -185,7 +177,7 @@ conformance(
   async (c) => {
     // F4 alone is a valid prefix; F4 90 can never become valid (U+110000 and above).
     await c.send(
-      clientFrame(Op.Text, concatBytes(KOSME, hex("f4")), false),
+      clientFrame(Op.Text, concat(KOSME, hex("f4")), false),
       clientFrame(Op.Ping, "alive?"),
     );
     await c.expectPong("alive?");
@@ -200,7 +192,7 @@ conformance(
   async (c) => {
     // Autobahn 6.4.3: the frame announces the whole payload; its bytes are checked as they
     // arrive, so the invalid ones fail the connection while the frame is still unfinished.
-    const frame = clientFrame(Op.Text, concatBytes(KOSME, hex("f4 90 80 80"), utf8("edited")));
+    const frame = clientFrame(Op.Text, concat(KOSME, hex("f4 90 80 80"), utf8("edited")));
     await c.sendEach(frame.subarray(0, 6 + 11), frame.subarray(6 + 11, 6 + 15));
     await c.expectFailure(1007); // "edited" is never sent
   },
@@ -211,7 +203,7 @@ conformance(
   "one frame κόσμε F4 | 90 | 80 80 edited in chops: 1007 after the 2nd chop, before the 3rd",
   async (c) => {
     // Autobahn 6.4.4: F4 alone is a valid prefix; the chop with 90 makes it invalid.
-    const frame = clientFrame(Op.Text, concatBytes(KOSME, hex("f4 90 80 80"), utf8("edited")));
+    const frame = clientFrame(Op.Text, concat(KOSME, hex("f4 90 80 80"), utf8("edited")));
     await c.sendEach(frame.subarray(0, 6 + 12), frame.subarray(6 + 12, 6 + 13));
     await c.expectFailure(1007); // 80 80 edited is never sent
   },
@@ -288,9 +280,9 @@ conformance(
   async (c) => {
     // Only the header and 8 bytes of the payload, FF among them; the other 524,280 bytes are
     // never sent, so a server that checks text only when the frame is complete stays silent.
-    const payload = concatBytes(utf8("valid "), hex("ff 61"));
+    const payload = concat(utf8("valid "), hex("ff 61"));
     const masked = payload.map((b, i) => b ^ TEST_MASK[i & 3]);
-    await c.send(concatBytes(rawHeader(Op.Text, 512 * 1024), masked));
+    await c.send(concat(rawHeader(Op.Text, 512 * 1024), masked));
     await c.expectFailure(1007);
   },
 );

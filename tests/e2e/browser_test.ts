@@ -7,7 +7,10 @@
  * Needs Debian's `chromium` (CI installs it): without it this test fails and says so.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "@std/assert";
-import { Browser, DEFAULT_TIMEOUT_MS, delay, type Page, withDeadline } from "../support/cdp.ts";
+import { delay, withDeadline } from "../support/async.ts";
+import { type Page } from "../support/page.ts";
+import { DEFAULT_TIMEOUT_MS } from "../support/cdp_connection.ts";
+import { Browser } from "../support/browser.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;

@@ -6,7 +6,7 @@
  * CDN), this test is skipped and says so; everywhere else it must pass.
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
-import { spawnServer } from "../support/child_server.ts";
+import { FREE_PORTS_NO_DEMO, spawnServer } from "../support/child_server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -40,12 +40,7 @@ Deno.test({
   async fn() {
     assertEquals(compile.success, true, `deno compile failed:\n${compileLog}`);
     await using server = await spawnServer(output, [
-      "--ws-port",
-      "0",
-      "--http-port",
-      "0",
-      "--demo",
-      "false",
+      ...FREE_PORTS_NO_DEMO,
     ]);
     const page = await fetch(`http://127.0.0.1:${server.httpPort}/`);
     assertStringIncludes(await page.text(), "<html");

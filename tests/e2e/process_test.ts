@@ -2,14 +2,12 @@
  * The real process, started the way `deno task start` starts it: flags, exit codes, signals.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { spawnServer } from "../support/child_server.ts";
+import { RUN_ARGS, spawnServer } from "../support/child_server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
-const runArgs = ["run", "--allow-net", "--allow-read=./static", "--allow-env=PUSH_*", "main.ts"];
-
 async function runMain(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), { args: [...runArgs, ...args], cwd: root })
+  const out = await new Deno.Command(Deno.execPath(), { args: [...RUN_ARGS, ...args], cwd: root })
     .output();
   const decoder = new TextDecoder();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
@@ -31,7 +29,7 @@ Deno.test("a bad --redis URL exits 2 without printing its password", async () =>
 
 Deno.test("bound beyond loopback without a token, the server warns at start and still serves", async () => {
   await using server = await spawnServer(Deno.execPath(), [
-    ...runArgs,
+    ...RUN_ARGS,
     "--hostname",
     "0.0.0.0",
     "--ws-port",
@@ -58,7 +56,7 @@ Deno.test("--help lists the options and exits 0", async () => {
 
 Deno.test("SIGTERM sends 1001 going away to clients and the process exits 0", async () => {
   const server = await spawnServer(Deno.execPath(), [
-    ...runArgs,
+    ...RUN_ARGS,
     "--ws-port",
     "0",
     "--http-port",

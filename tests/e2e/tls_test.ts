@@ -4,7 +4,8 @@
  */
 import { assertEquals, assertRejects } from "@std/assert";
 import { Opcode } from "../../src/protocol/opcode.ts";
-import { clientFrame, concatBytes, RawClient, upgradeRequest } from "../support/raw_client.ts";
+import { concat } from "../support/bytes.ts";
+import { clientFrame, RawClient, upgradeRequest } from "../support/raw_client.ts";
 import { startTestServer } from "../support/server.ts";
 import { makeTestCertificates } from "../support/tls_certs.ts";
 
@@ -37,7 +38,7 @@ Deno.test("with --tls-cert/--tls-key the server speaks wss:// and https:// only"
     caCerts: [certs.caPem],
   });
   await using ws = RawClient.fromConn(conn);
-  await ws.write(concatBytes(upgradeRequest("/"), clientFrame(Opcode.Text, "over tls")));
+  await ws.write(concat(upgradeRequest("/"), clientFrame(Opcode.Text, "over tls")));
   assertEquals((await ws.readResponse()).status, 101);
   const texts: string[] = [];
   while (

@@ -14,23 +14,12 @@
  */
 import { assert, assertEquals, assertLess } from "@std/assert";
 import { readSystemFile } from "../../bench/proc.ts";
-import { spawnServer } from "../support/child_server.ts";
+import { spawnServer, START_ARGS } from "../support/child_server.ts";
 import { RawClient, TEST_MASK } from "../support/raw_client.ts";
-import { withDeadline } from "../support/fuzz.ts";
+import { withDeadline } from "../support/async.ts";
 
 const MIB = 1024 * 1024;
-const runArgs = [
-  "run",
-  "--v8-flags=--max-semi-space-size=8",
-  "--allow-net",
-  "--allow-read=./static",
-  "--allow-env=PUSH_*",
-  "main.ts",
-  "--ws-port",
-  "0",
-  "--http-port",
-  "0",
-];
+const runArgs = [...START_ARGS, "--ws-port", "0", "--http-port", "0"];
 
 /** VmRSS, VmHWM and VmData of `pid`, in bytes. */
 async function memory(pid: number): Promise<{ rss: number; peak: number; data: number }> {

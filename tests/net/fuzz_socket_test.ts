@@ -11,22 +11,14 @@
  */
 import { assert, assertEquals, assertGreater, fail } from "@std/assert";
 import type { WebSocketEvent } from "../../src/protocol/message.ts";
-import {
-  concatAll,
-  deriveSeed,
-  encodeSpec,
-  fuzzSeeds,
-  generateFaultyStream,
-  generateRandomFrames,
-  generateValidStream,
-  hexPreview,
-  mutate,
-  predict,
-  Rng,
-  serverClientId,
-  waitForLogSince,
-  withDeadline,
-} from "../support/fuzz.ts";
+import { withDeadline } from "../support/async.ts";
+import { serverClientId, waitForLogSince } from "../support/server_logs.ts";
+import { predict } from "../support/fuzz_predict.ts";
+import { mutate } from "../support/fuzz_mutate.ts";
+import { generateFaultyStream, generateValidStream } from "../support/fuzz_streams.ts";
+import { encodeSpec, generateRandomFrames } from "../support/fuzz_frames.ts";
+import { deriveSeed, fuzzSeeds, Rng } from "../support/rng.ts";
+import { concat, hexPreview } from "../support/bytes.ts";
 import { RawClient } from "../support/raw_client.ts";
 import { startTestServer } from "../support/server.ts";
 
@@ -173,13 +165,13 @@ Deno.test("fuzz: hostile bytes on /echo get the predicted echo or close, and nev
     let probe: Uint8Array | null = null;
     if (prediction.atBoundary && prediction.error === null && prediction.closedAt === null) {
       const mask = rng.bytes(4);
-      probe = concatAll([
+      probe = concat(
         prediction.messageOpen
           ? encodeSpec({ fin: true, opcode: 0x0, payload: new Uint8Array(0), mask })
           : new Uint8Array(0),
         encodeSpec({ fin: true, opcode: 0x1, payload: new TextEncoder().encode(probeText), mask }),
-      ]);
-      prediction = predict(concatAll([bytes, probe]), LIMIT);
+      );
+      prediction = predict(concat(bytes, probe), LIMIT);
     }
     const expected = replies(prediction.events);
     const ctx = (what: string) =>

@@ -6,19 +6,18 @@
  */
 import { assert, assertEquals, assertGreater, assertLess, assertStringIncludes } from "@std/assert";
 import { Opcode } from "../../src/protocol/opcode.ts";
+import { serverFrames } from "../support/fuzz_predict.ts";
+import { encodeSpec } from "../support/fuzz_frames.ts";
+import { delay, pollUntil, withDeadline } from "../support/async.ts";
+import { countLogs, serverClientId, waitForLogSince } from "../support/server_logs.ts";
+import { concat } from "../support/bytes.ts";
 import {
-  concatAll,
-  countLogs,
-  delay,
-  encodeSpec,
-  pollUntil,
+  clientFrame,
+  RawClient,
   readToEnd,
-  serverClientId,
-  serverFrames,
-  waitForLogSince,
-  withDeadline,
-} from "../support/fuzz.ts";
-import { clientFrame, RawClient, TEST_MASK, upgradeRequest } from "../support/raw_client.ts";
+  TEST_MASK,
+  upgradeRequest,
+} from "../support/raw_client.ts";
 import { startTestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 
@@ -311,12 +310,10 @@ Deno.test("a client that floods /echo without reading is paused, not dropped, an
   const id = await serverClientId(server, from, client.conn.localAddr.port);
   const connection = [...server.ws.clients].find((c) => c.id === id)!;
   const messages = 16 * 1024;
-  const frames = concatAll(
-    Array.from(
-      { length: messages },
-      (_, i) => clientFrame(Opcode.Binary, new Uint8Array(1024).fill(i & 0xff)),
-    ),
-  );
+  const frames = concat(...Array.from(
+    { length: messages },
+    (_, i) => clientFrame(Opcode.Binary, new Uint8Array(1024).fill(i & 0xff)),
+  ));
   let maxQueued = 0;
   const sampler = setInterval(() => maxQueued = Math.max(maxQueued, connection.queuedBytes), 1);
   const writing = client.write(frames).then(() => "written", (err: Error) => err);
@@ -416,13 +413,13 @@ Deno.test("1,000 connections reset mid-frame leave no client, no error and no un
             // it: unread bytes make the close a TCP reset (which Deno's read reports as EOF).
             const from = server.logs.length;
             client = await RawClient.connect(server.wsAddr.port);
-            await client.write(concatAll([upgradeRequest("/echo"), partial]));
+            await client.write(concat(upgradeRequest("/echo"), partial));
             await serverClientId(server, from, client.conn.localAddr.port, 5000);
             break;
           }
           default: // in the handshake's write, closed at once (racing the handshake)
             client = await RawClient.connect(server.wsAddr.port);
-            await client.write(concatAll([upgradeRequest("/echo"), partial]));
+            await client.write(concat(upgradeRequest("/echo"), partial));
         }
         client.close();
       }));
@@ -483,13 +480,13 @@ Deno.test("simultaneous close: quit and the client's close in one write get one 
     await using server = await startTestServer(["--close-timeout", "5s"]);
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.wsAddr.port });
     try {
-      const frames = concatAll([
+      const frames = concat(
         clientFrame(Opcode.Text, "quit"),
         clientFrame(Opcode.Close, closePayload(4000, "bye")),
-      ]);
+      );
       let bytes: Uint8Array;
       if (withHandshake) {
-        await conn.write(concatAll([upgradeRequest("/"), frames]));
+        await conn.write(concat(upgradeRequest("/"), frames));
         bytes = (await withDeadline(readToEnd(conn), 3000, "the whole answer")).bytes;
       } else {
         await conn.write(upgradeRequest("/"));
@@ -499,12 +496,12 @@ Deno.test("simultaneous close: quit and the client's close in one write get one 
           const buffer = new Uint8Array(1024);
           const n = await withDeadline(conn.read(buffer), 2000, "the 101 response");
           assert(n !== null, "closed before the 101");
-          head = concatAll([head, buffer.subarray(0, n)]);
+          head = concat(head, buffer.subarray(0, n));
         }
         await conn.write(frames);
         const rest = await withDeadline(readToEnd(conn), 3000, "EOF after the close exchange");
         assertEquals(rest.end, "eof");
-        bytes = concatAll([head, rest.bytes]);
+        bytes = concat(head, rest.bytes);
       }
       const text = decoder.decode(bytes);
       const headEnd = text.indexOf("\r\n\r\n") + 4;

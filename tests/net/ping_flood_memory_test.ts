@@ -8,19 +8,11 @@
 import { assert, assertEquals, assertGreater, assertLess } from "@std/assert";
 import { Opcode } from "../../src/protocol/opcode.ts";
 import { readMemory } from "../../bench/proc.ts";
-import { spawnServer } from "../support/child_server.ts";
-import { clientFrame, concatBytes, RawClient } from "../support/raw_client.ts";
+import { FREE_PORTS_NO_DEMO, spawnServer, START_ARGS } from "../support/child_server.ts";
+import { concat } from "../support/bytes.ts";
+import { clientFrame, RawClient } from "../support/raw_client.ts";
 import { TestSocket } from "../support/ws_client.ts";
-import { withDeadline } from "../support/fuzz.ts";
-
-const runArgs = [
-  "run",
-  "--v8-flags=--max-semi-space-size=8",
-  "--allow-net",
-  "--allow-read=./static",
-  "--allow-env=PUSH_*",
-  "main.ts",
-];
+import { withDeadline } from "../support/async.ts";
 
 const PINGS = 200_000;
 /** The largest control payload (§5.5): each pong the server holds costs it the most. */
@@ -42,13 +34,8 @@ function payloadIndex(payload: Uint8Array): number {
 
 Deno.test("200,000 pings from a client that does not read: memory stays flat, others are served, the last ping is answered", async () => {
   await using server = await spawnServer(Deno.execPath(), [
-    ...runArgs,
-    "--ws-port",
-    "0",
-    "--http-port",
-    "0",
-    "--demo",
-    "false",
+    ...START_ARGS,
+    ...FREE_PORTS_NO_DEMO,
   ]);
   const pid = server.process.pid;
   const base = `http://127.0.0.1:${server.httpPort}`;
@@ -88,7 +75,7 @@ Deno.test("200,000 pings from a client that does not read: memory stays flat, ot
     for (let j = i; j < i + PINGS_PER_WRITE; j++) {
       frames.push(clientFrame(Opcode.Ping, pingPayload(j)));
     }
-    flood.push(concatBytes(...frames));
+    flood.push(concat(...frames));
   }
   await using flooder = await RawClient.open(server.wsPort, "/?demo=false");
   let peak = baseline;

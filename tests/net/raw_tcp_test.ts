@@ -4,14 +4,15 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { Opcode } from "../../src/protocol/opcode.ts";
 import { encodeFrame } from "../../src/protocol/frame_encoder.ts";
-import { clientFrame, concatBytes, RawClient, upgradeRequest } from "../support/raw_client.ts";
+import { concat } from "../support/bytes.ts";
+import { clientFrame, RawClient, upgradeRequest } from "../support/raw_client.ts";
 import { startTestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 
 Deno.test("a handshake and a masked frame sent in one write get the accept and the echo", async () => {
   await using server = await startTestServer();
   await using client = await RawClient.connect(server.wsAddr.port);
-  await client.write(concatBytes(upgradeRequest("/echo"), clientFrame(Opcode.Text, "first frame")));
+  await client.write(concat(upgradeRequest("/echo"), clientFrame(Opcode.Text, "first frame")));
   const response = await client.readResponse();
   assertEquals(response.status, 101);
   assertEquals(response.headers.get("sec-websocket-accept"), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");

@@ -20,19 +20,16 @@
 import { assertEquals, assertGreater, fail } from "@std/assert";
 import { PROTOCOL_FAILURES, ProtocolError } from "../../src/protocol/errors.ts";
 import { MessageReader, type WebSocketEvent } from "../../src/protocol/message.ts";
+import { mutate, randomChunks } from "../support/fuzz_mutate.ts";
+import { hexPreview } from "../support/bytes.ts";
+import { generateRandomFrames } from "../support/fuzz_frames.ts";
 import {
-  deriveSeed,
   FUZZ_MAX_FRAGMENTS,
-  fuzzSeeds,
   type GeneratedStream,
   generateFaultyStream,
-  generateRandomFrames,
   generateValidStream,
-  hexPreview,
-  mutate,
-  randomChunks,
-  Rng,
-} from "../support/fuzz.ts";
+} from "../support/fuzz_streams.ts";
+import { deriveSeed, fuzzSeeds, Rng } from "../support/rng.ts";
 
 const { seeds, source } = fuzzSeeds();
 /** Streams at most this long are also fed one byte at a time. */

@@ -3,27 +3,10 @@
  * a dropped connection while publishes continue, lost notices, slow consumers.
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { startTestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { RawClient } from "../support/raw_client.ts";
-
-async function publish(server: TestServer, channel: string, text: string): Promise<number> {
-  const response = await fetch(`${server.httpUrl}/publish?channel=${channel}`, {
-    method: "POST",
-    body: text,
-  });
-  return (await response.json()).id;
-}
-
-/** Reads channel envelopes of `channel` until the one with id `last`; returns their ids. */
-async function idsUntil(ws: TestSocket, channel: string, last: number): Promise<number[]> {
-  const ids: number[] = [];
-  while (ids.at(-1) !== last) {
-    const message = JSON.parse(await ws.nextMatching(/^\{/));
-    if (message.channel === channel && "data" in message) ids.push(message.id);
-  }
-  return ids;
-}
+import { idsUntil, publishId } from "../support/push_api.ts";
 
 Deno.test("subscribe and unsubscribe commands, with clear errors for misuse", async () => {
   await using server = await startTestServer();
@@ -50,7 +33,7 @@ Deno.test("subscribe and unsubscribe commands, with clear errors for misuse", as
   assertEquals(JSON.parse(await ws.next() as string), { notice: "unsubscribed", channel: "news" });
   ws.socket.send("unsubscribe news");
   assertEquals(JSON.parse(await ws.next() as string), { error: "Not subscribed to news." });
-  assertEquals(await publish(server, "news", "after"), 1);
+  assertEquals(await publishId(server, "news", "after"), 1);
   ws.socket.send("still connected?");
   assertEquals(await ws.next(), "Server received: still connected?");
 });
@@ -72,7 +55,7 @@ Deno.test("every subscriber sees one channel's messages in publish order under c
       await ws.nextMatching(/subscribed/);
     }
     const ids = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => publish(server, "race", `m${i}`)),
+      Array.from({ length: 50 }, (_, i) => publishId(server, "race", `m${i}`)),
     );
     assertEquals([...ids].sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i + 1));
     for (const ws of sockets) {
@@ -92,7 +75,7 @@ Deno.test("a client resumes after a dropped connection with no gap and no duplic
   let published = 0;
   const publisher = (async () => {
     while (published < total) {
-      await publish(server, "news", `m${published + 1}`);
+      await publishId(server, "news", `m${published + 1}`);
       published++;
     }
   })();
@@ -114,7 +97,7 @@ Deno.test("a client resumes after a dropped connection with no gap and no duplic
 
 Deno.test("a resume beyond history or from another epoch gets a lost notice, then live messages", async () => {
   await using server = await startTestServer(["--history", "5"]);
-  for (let i = 0; i < 20; i++) await publish(server, "news", `m${i}`);
+  for (let i = 0; i < 20; i++) await publishId(server, "news", `m${i}`);
   await using ws = new TestSocket(
     `${server.wsUrl}/?channels=news&since=news:${server.epoch}:3`,
   );
@@ -122,7 +105,7 @@ Deno.test("a resume beyond history or from another epoch gets a lost notice, the
   const lost = JSON.parse(await ws.next() as string);
   assertEquals([lost.notice, lost.channel, lost.id], ["lost", "news", 20]);
   assertEquals(JSON.parse(await ws.next() as string).recovered, false);
-  await publish(server, "news", "live");
+  await publishId(server, "news", "live");
   assertEquals(JSON.parse(await ws.next() as string).id, 21);
   ws.socket.send("subscribe other oldepoch:1");
   assert(String(JSON.parse(await ws.next() as string).reason).includes("restarted"));
@@ -145,7 +128,7 @@ Deno.test("a client that never reads is dropped as a slow consumer; a fast one g
   let fastIds: number[] = [];
   const reading = idsUntil(fast, "flood", total).then((ids) => fastIds = ids);
   // Sequential publishes through the API: a realistic rate that a reading client keeps up with.
-  for (let i = 0; i < total; i++) await publish(server, "flood", payload);
+  for (let i = 0; i < total; i++) await publishId(server, "flood", payload);
   await reading;
   assertEquals(fastIds, Array.from({ length: total }, (_, i) => i + 1));
   await server.waitForLog("client.slow_consumer client=2");

@@ -5,14 +5,16 @@
  */
 import { assert, assertEquals, assertLessOrEqual, assertStringIncludes } from "@std/assert";
 import { Opcode } from "../../src/protocol/opcode.ts";
-import { clientFrame, concatBytes, RawClient } from "../support/raw_client.ts";
+import { concat } from "../support/bytes.ts";
+import { clientFrame, RawClient } from "../support/raw_client.ts";
 import { startTestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
-import { delay, waitForLogSince, withDeadline } from "../support/fuzz.ts";
+import { waitForLogSince } from "../support/server_logs.ts";
+import { delay, withDeadline } from "../support/async.ts";
 
 /** `count` masked text frames "m0", "m1", … in one buffer: one write, one burst. */
 function textFrames(count: number, prefix = "m"): Uint8Array {
-  return concatBytes(
+  return concat(
     ...Array.from({ length: count }, (_, i) => clientFrame(Opcode.Text, prefix + i)),
   );
 }

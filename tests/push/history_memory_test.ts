@@ -3,35 +3,14 @@
  * not only what it counts. The server runs as a child so its RSS is its own.
  */
 import { assert, assertLess } from "@std/assert";
-import { spawnServer } from "../support/child_server.ts";
+import { FREE_PORTS_NO_DEMO, spawnServer, START_ARGS } from "../support/child_server.ts";
 import { readMemory } from "../../bench/proc.ts";
-
-const runArgs = [
-  "run",
-  "--v8-flags=--max-semi-space-size=8",
-  "--allow-net",
-  "--allow-read=./static",
-  "--allow-env=PUSH_*",
-  "main.ts",
-];
-
-/** One gauge from the Prometheus text of /metrics. */
-async function gauge(httpPort: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  assert(line, `${name} is in /metrics`);
-  return Number(line.split(" ")[1]);
-}
+import { gauge } from "../support/push_api.ts";
 
 Deno.test("1,000 publications of 64 KiB through a 256 KiB history keep ~256 KiB, not 62 MiB", async () => {
   await using server = await spawnServer(Deno.execPath(), [
-    ...runArgs,
-    "--ws-port",
-    "0",
-    "--http-port",
-    "0",
-    "--demo",
-    "false",
+    ...START_ARGS,
+    ...FREE_PORTS_NO_DEMO,
     "--history-bytes",
     "256KiB",
   ]);
@@ -55,7 +34,7 @@ Deno.test("1,000 publications of 64 KiB through a 256 KiB history keep ~256 KiB,
   // Before the fix: +120 MiB measured (every evicted frame since the last compaction stayed
   // referenced); after: 17-28 MiB, garbage V8 has not collected yet. 60 MiB lies between.
   assertLess(growthMiB, 60, `RSS grew ${growthMiB.toFixed(1)} MiB (${before} → ${after} KiB)`);
-  const held = await gauge(server.httpPort, "push_history_bytes");
+  const held = await gauge(server, "push_history_bytes");
   assert(held > 192 * 1024 && held <= 256 * 1024, `push_history_bytes is ${held}`);
   console.log(`RSS growth ${growthMiB.toFixed(1)} MiB, push_history_bytes ${held}`);
 });

@@ -3,40 +3,11 @@
  * live slow consumers are still dropped, and idle channels are dropped after `--history-ttl`.
  */
 import { assert, assertEquals } from "@std/assert";
-import { startTestServer, type TestServer } from "../support/server.ts";
+import { startTestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { RawClient } from "../support/raw_client.ts";
-
-async function publish(server: TestServer, channel: string, text: string): Promise<number> {
-  const response = await fetch(`${server.httpUrl}/publish?channel=${channel}`, {
-    method: "POST",
-    body: text,
-  });
-  return (await response.json()).id;
-}
-
-/** Reads channel envelopes of `channel` until the one with id `last`; returns their ids. */
-async function idsUntil(ws: TestSocket, channel: string, last: number): Promise<number[]> {
-  const ids: number[] = [];
-  while (ids.at(-1) !== last) {
-    const message = JSON.parse(await ws.nextMatching(/^\{/));
-    if (message.channel === channel && "data" in message) ids.push(message.id);
-    if (message.notice === "lost") throw new Error(`unexpected lost notice: ${message.reason}`);
-  }
-  return ids;
-}
-
-/** Polls (bounded) until `check` holds: gauges are states, not events a client can await. */
-async function eventually(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = performance.now() + 10_000;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-const range = (from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+import { pollUntil } from "../support/async.ts";
+import { gauge, idsUntil, publishId, range } from "../support/push_api.ts";
 
 Deno.test("a resume of 2 MiB through a 64 KiB queue streams in full; live slow consumers still go", async () => {
   await using server = await startTestServer([
@@ -50,7 +21,7 @@ Deno.test("a resume of 2 MiB through a 64 KiB queue streams in full; live slow c
     "200ms",
   ]);
   const payload = "x".repeat(4 * 1024);
-  for (let i = 0; i < 512; i++) await publish(server, "news", payload); // 2 MiB of history
+  for (let i = 0; i < 512; i++) await publishId(server, "news", payload); // 2 MiB of history
   await using resumed = new TestSocket(
     `${server.wsUrl}/?channels=news&since=news:${server.epoch}:0`,
   );
@@ -58,7 +29,7 @@ Deno.test("a resume of 2 MiB through a 64 KiB queue streams in full; live slow c
   assertEquals(notice.recovered, true);
   // Publications during the replay are read from history in turn: every one, once, in order.
   const publishing = (async () => {
-    for (let i = 0; i < 100; i++) await publish(server, "news", `live ${i}`);
+    for (let i = 0; i < 100; i++) await publishId(server, "news", `live ${i}`);
   })();
   const [ids] = await Promise.all([idsUntil(resumed, "news", 612), publishing]);
   assertEquals(ids, range(1, 612));
@@ -68,7 +39,7 @@ Deno.test("a resume of 2 MiB through a 64 KiB queue streams in full; live slow c
   const stuck = await RawClient.open(server.wsAddr.port, "/?channels=flood");
   await using _stuck = stuck;
   for (let i = 0; i < 3_000 && server.metrics.slowConsumerDisconnects === 0; i++) {
-    await publish(server, "flood", payload);
+    await publishId(server, "flood", payload);
   }
   assertEquals(server.metrics.slowConsumerDisconnects, 1);
   assert(server.logs.some((l) => l.includes("client.slow_consumer")));
@@ -76,35 +47,31 @@ Deno.test("a resume of 2 MiB through a 64 KiB queue streams in full; live slow c
   assertEquals(await resumed.nextMatching(/^Server received/), "Server received: still here");
 });
 
-/** One gauge from /metrics. */
-async function gauge(server: TestServer, name: string): Promise<number> {
-  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(name + " "));
-  assert(line, `${name} is in /metrics`);
-  return Number(line.split(" ")[1]);
-}
-
 Deno.test("--history-ttl drops idle channels with their history, not listened ones", async () => {
   await using server = await startTestServer(["--history-ttl", "300ms"]);
   await using listener = new TestSocket(`${server.wsUrl}/?channels=kept`);
   await listener.nextMatching(/subscribed/);
-  for (let i = 0; i < 50; i++) await publish(server, `user-${i}`, "hello");
-  await publish(server, "kept", "hello");
+  for (let i = 0; i < 50; i++) await publishId(server, `user-${i}`, "hello");
+  await publishId(server, "kept", "hello");
   assertEquals(await gauge(server, "push_channels"), 51);
-  await eventually(
-    "idle channels are dropped",
+  await pollUntil(
     async () => await gauge(server, "push_channels") === 1,
+    10_000,
+    "idle channels are dropped",
+    20,
   );
   assertEquals(await gauge(server, "push_history_messages"), 1, "only the kept channel's");
   assert(await gauge(server, "push_history_bytes") < 100);
   // The listened channel kept its history and its subscriber.
-  assertEquals(await publish(server, "kept", "again"), 2);
+  assertEquals(await publishId(server, "kept", "again"), 2);
   assertEquals(await idsUntil(listener, "kept", 2), [1, 2]);
   listener.socket.close();
   await listener.closed;
-  await eventually(
-    "the last channel goes once nobody listens",
+  await pollUntil(
     async () =>
       await gauge(server, "push_channels") === 0 && await gauge(server, "push_history_bytes") === 0,
+    10_000,
+    "the last channel goes once nobody listens",
+    20,
   );
 });

@@ -21,7 +21,8 @@ import { encodeCommand, RespError } from "../../src/redis/resp.ts";
 import { RedisSubscriber } from "../../src/redis/subscriber.ts";
 import { parseRedisUrl, redactUrl, type RedisOptions } from "../../src/redis/url.ts";
 import { concat, patternBytes, utf8 } from "../support/bytes.ts";
-import { deadline, startRedisServer } from "../support/redis_server.ts";
+import { startRedisServer } from "../support/redis_server.ts";
+import { pollUntil, withDeadline } from "../support/async.ts";
 import { startTestServer } from "../support/server.ts";
 
 const decoder = new TextDecoder();
@@ -47,7 +48,7 @@ class StatusLog {
   reached(up: boolean, n: number): Promise<void> {
     if (this.#count(up) >= n) return Promise.resolve();
     const reached = new Promise<void>((resolve) => this.#waiters.push({ up, n, resolve }));
-    return deadline(reached, WAIT, `onStatus(${up}) #${n}`);
+    return withDeadline(reached, WAIT, `onStatus(${up}) #${n}`);
   }
 
   #count(up: boolean): number {
@@ -74,7 +75,7 @@ class Inbox {
   count(n: number): Promise<void> {
     if (this.messages.length >= n) return Promise.resolve();
     const reached = new Promise<void>((resolve) => this.#waiters.push({ n, resolve }));
-    return deadline(reached, WAIT, `${n} messages (got ${this.messages.length})`);
+    return withDeadline(reached, WAIT, `${n} messages (got ${this.messages.length})`);
   }
 }
 
@@ -98,7 +99,7 @@ function captureLogger(): {
   const waitFor = (text: string, n = 1) => {
     if (count(text) >= n) return Promise.resolve();
     const found = new Promise<void>((resolve) => waiters.push({ text, n, resolve }));
-    return deadline(found, WAIT, `${n} log lines with "${text}"`);
+    return withDeadline(found, WAIT, `${n} log lines with "${text}"`);
   };
   return { logger, lines, waitFor };
 }
@@ -111,7 +112,7 @@ async function connectedClient(
   const client = new RedisClient(options, hooks) as RedisClient & AsyncDisposable;
   client[Symbol.asyncDispose] = () => client.close();
   client.start();
-  await deadline(client.ready(), WAIT, "the client to connect");
+  await withDeadline(client.ready(), WAIT, "the client to connect");
   return client;
 }
 
@@ -137,7 +138,7 @@ function fakeRedis(): {
       const index = taken++;
       if (index < conns.length) return Promise.resolve(conns[index]);
       const accepted = new Promise<Deno.Conn>((resolve) => waiting.push(resolve));
-      return deadline(accepted, WAIT, "a connection to the fake Redis");
+      return withDeadline(accepted, WAIT, "a connection to the fake Redis");
     },
     async [Symbol.asyncDispose]() {
       listener.close();
@@ -159,7 +160,7 @@ async function readChunks(conn: Deno.Conn, length: number): Promise<Uint8Array[]
   let total = 0;
   while (total < length) {
     const buffer = new Uint8Array(4096);
-    const n = await deadline(conn.read(buffer), WAIT, `${length} bytes from the client`);
+    const n = await withDeadline(conn.read(buffer), WAIT, `${length} bytes from the client`);
     if (n === null) throw new Error("the client closed the connection");
     chunks.push(buffer.subarray(0, n));
     total += n;
@@ -170,15 +171,6 @@ async function readChunks(conn: Deno.Conn, length: number): Promise<Uint8Array[]
 /** Writes all of `bytes` (a socket write may take only part of it). */
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-}
-
-/** Polls `check` until it holds (for states no event announces), within the deadline. */
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  const end = performance.now() + WAIT;
-  while (!(await check())) {
-    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 // parseRedisUrl
@@ -469,7 +461,7 @@ Deno.test("RedisClient rejects commands at once before it is started and after c
   assert(!client.connected);
   await assertRejects(() => client.command(["PING"]), RedisUnavailableError, "not connected");
   client.start();
-  await deadline(client.ready(), WAIT, "connect");
+  await withDeadline(client.ready(), WAIT, "connect");
   await client.close();
   assert(!client.connected);
   await assertRejects(() => client.command(["PING"]), RedisUnavailableError, "closed");
@@ -542,7 +534,7 @@ Deno.test("RedisClient writes the commands of one tick in one write and reads sp
   const client = new RedisClient(redis.options);
   client.start();
   const conn = await redis.next();
-  await deadline(client.ready(), WAIT, "connect"); // no AUTH/SELECT: up once connected
+  await withDeadline(client.ready(), WAIT, "connect"); // no AUTH/SELECT: up once connected
   const replies = [
     client.command(["SET", "k", "v"]),
     client.command(["INCR", "n"]),
@@ -568,7 +560,7 @@ Deno.test("RedisClient matches replies to commands across a long, never-empty FI
   const client = new RedisClient(redis.options);
   client.start();
   const conn = await redis.next();
-  await deadline(client.ready(), WAIT, "connect");
+  await withDeadline(client.ready(), WAIT, "connect");
   const echo = (i: number) => client.command(["ECHO", String(i)]).then(text);
   const reply = (from: number, to: number) =>
     utf8(range(from, to).map((i) => `$${String(i).length}\r\n${i}\r\n`).join(""));
@@ -612,7 +604,7 @@ Deno.test("RedisClient drops a connection that breaks RESP, failing its commands
   const client = new RedisClient(redis.options, { logger });
   client.start();
   const conn = await redis.next();
-  await deadline(client.ready(), WAIT, "connect");
+  await withDeadline(client.ready(), WAIT, "connect");
   const reply = assertRejects(() => client.command(["PING"]), RedisUnavailableError, "RESP type");
   await writeAll(conn, utf8("~garbage\r\n"));
   await reply;
@@ -684,7 +676,7 @@ Deno.test("RedisSubscriber delivers messages of two channels in publish order", 
   await using client = await connectedClient(parseRedisUrl(redis.url));
   const inbox = new Inbox();
   await using sub = subscriber(parseRedisUrl(redis.url), { onMessage: inbox.onMessage });
-  await deadline(Promise.all([sub.subscribe("a"), sub.subscribe("b")]), WAIT, "subscriptions");
+  await withDeadline(Promise.all([sub.subscribe("a"), sub.subscribe("b")]), WAIT, "subscriptions");
   assert(sub.connected);
   assertEquals([...sub.channels], ["a", "b"]);
 
@@ -705,7 +697,7 @@ Deno.test("RedisSubscriber delivers binary payloads byte for byte", async () => 
   await using client = await connectedClient(parseRedisUrl(redis.url));
   const inbox = new Inbox();
   await using sub = subscriber(parseRedisUrl(redis.url), { onMessage: inbox.onMessage });
-  await deadline(sub.subscribe("bin"), WAIT, "subscription");
+  await withDeadline(sub.subscribe("bin"), WAIT, "subscription");
   const payload = patternBytes(100_000);
   assertEquals(await client.command(["PUBLISH", "bin", payload]), 1);
   await inbox.count(1);
@@ -715,7 +707,7 @@ Deno.test("RedisSubscriber delivers binary payloads byte for byte", async () => 
 Deno.test("RedisSubscriber resolves subscribe at once for a confirmed channel", async () => {
   await using redis = await startRedisServer();
   await using sub = subscriber(parseRedisUrl(redis.url), { onMessage: () => {} });
-  await deadline(sub.subscribe("a"), WAIT, "subscription");
+  await withDeadline(sub.subscribe("a"), WAIT, "subscription");
   let resolved = false;
   const again = sub.subscribe("a").then(() => resolved = true);
   await Promise.resolve();
@@ -728,8 +720,8 @@ Deno.test("RedisSubscriber stops delivering a channel once unsubscribed", async 
   await using client = await connectedClient(parseRedisUrl(redis.url));
   const inbox = new Inbox();
   await using sub = subscriber(parseRedisUrl(redis.url), { onMessage: inbox.onMessage });
-  await deadline(Promise.all([sub.subscribe("a"), sub.subscribe("b")]), WAIT, "subscriptions");
-  await deadline(sub.unsubscribe("b"), WAIT, "unsubscribe");
+  await withDeadline(Promise.all([sub.subscribe("a"), sub.subscribe("b")]), WAIT, "subscriptions");
+  await withDeadline(sub.unsubscribe("b"), WAIT, "unsubscribe");
   assertEquals([...sub.channels], ["a"]);
   assertEquals(await client.command(["PUBLISH", "b", "dropped"]), 0);
   assertEquals(await client.command(["PUBLISH", "a", "kept"]), 1);
@@ -739,7 +731,7 @@ Deno.test("RedisSubscriber stops delivering a channel once unsubscribed", async 
   const first = sub.subscribe("c");
   const off = sub.unsubscribe("c");
   const second = sub.subscribe("c");
-  await deadline(Promise.all([first, off, second]), WAIT, "c's round trips");
+  await withDeadline(Promise.all([first, off, second]), WAIT, "c's round trips");
   assertEquals(await client.command(["PUBLISH", "c", "back"]), 1);
   await inbox.count(2);
   assertEquals(inbox.messages[1], ["c", "back"]);
@@ -757,7 +749,7 @@ Deno.test("RedisSubscriber logs a throwing onMessage and keeps delivering", asyn
       inbox.onMessage(channel, message);
     },
   });
-  await deadline(sub.subscribe("a"), WAIT, "subscription");
+  await withDeadline(sub.subscribe("a"), WAIT, "subscription");
   await client.command(["PUBLISH", "a", "boom"]);
   await client.command(["PUBLISH", "a", "fine"]);
   await inbox.count(1);
@@ -776,7 +768,7 @@ Deno.test("RedisSubscriber subscribes again after a restart and reports up only 
     onMessage: inbox.onMessage,
     onStatus: status.onStatus,
   });
-  await deadline(Promise.all([sub.subscribe("a"), sub.subscribe("b")]), WAIT, "subscriptions");
+  await withDeadline(Promise.all([sub.subscribe("a"), sub.subscribe("b")]), WAIT, "subscriptions");
   await status.reached(true, 1);
   await client.command(["PUBLISH", "a", "before"]);
   await inbox.count(1);
@@ -793,7 +785,7 @@ Deno.test("RedisSubscriber subscribes again after a restart and reports up only 
   await redis.restart();
   await status.reached(true, 2);
   assert(sub.connected);
-  await deadline(late, WAIT, "the late subscription");
+  await withDeadline(late, WAIT, "the late subscription");
   await commandStatus.reached(true, 2);
   const numsub = await client.command(["PUBSUB", "NUMSUB", "a", "b", "late"]) as unknown[];
   assertEquals(numsub.map((v) => typeof v === "number" ? v : text(v)), [
@@ -834,7 +826,7 @@ Deno.test("RedisSubscriber reports up only once every restored channel is confir
   const subscribed = Promise.all([sub.subscribe("a"), sub.subscribe("b")]);
   assertEquals(concat(...await readChunks(first, subscribeBytes.length)), subscribeBytes);
   await writeAll(first, concat(confirm("a"), confirm("b")));
-  await deadline(subscribed, WAIT, "subscriptions");
+  await withDeadline(subscribed, WAIT, "subscriptions");
 
   first.close(); // the connection drops
   await status.reached(false, 1);
@@ -862,12 +854,12 @@ Deno.test("RedisSubscriber keeps an idle subscription alive with PING", async ()
     pingInterval: 20,
     replyTimeout: 200,
   });
-  await deadline(sub.subscribe("quiet"), WAIT, "subscription");
+  await withDeadline(sub.subscribe("quiet"), WAIT, "subscription");
   const pings = async () => {
     const info = text(await client.command(["INFO", "commandstats"]));
     return Number(/cmdstat_ping:calls=(\d+)/.exec(info)?.[1] ?? 0);
   };
-  await eventually(async () => await pings() >= 3, "three PINGs on the idle subscription");
+  await pollUntil(async () => await pings() >= 3, WAIT, "three PINGs on the idle subscription", 20);
   // In subscribe mode PING is answered with an array; it must not pass for a message.
   assertEquals(await client.command(["PUBLISH", "quiet", "still here"]), 1);
   await inbox.count(1);
@@ -895,7 +887,7 @@ Deno.test("RedisSubscriber rejects a channel the ACL refuses and keeps the other
   const { logger, lines } = captureLogger();
   const url = `redis://bob:pw@127.0.0.1:${redis.port}`;
   await using sub = subscriber(parseRedisUrl(url), { logger, onMessage: () => {} });
-  await deadline(sub.subscribe("allowed.1"), WAIT, "the allowed channel");
+  await withDeadline(sub.subscribe("allowed.1"), WAIT, "the allowed channel");
   const err = await assertRejects(() => sub.subscribe("forbidden"), RespError);
   assertEquals(err.code, "NOPERM");
   assertEquals([...sub.channels], ["allowed.1"]);

@@ -2,22 +2,21 @@
  * Several server processes sharing channels and history through a real redis-server.
  */
 import { assert, assertEquals } from "@std/assert";
-import { type ChildServer, spawnServer } from "../support/child_server.ts";
+import {
+  type ChildServer,
+  FREE_PORTS_NO_DEMO,
+  RUN_ARGS,
+  spawnServer,
+} from "../support/child_server.ts";
 import { startRedisServer } from "../support/redis_server.ts";
 import { TestSocket } from "../support/ws_client.ts";
-
-const runArgs = ["run", "--allow-net", "--allow-read=./static", "--allow-env=PUSH_*", "main.ts"];
+import { publish, range } from "../support/push_api.ts";
 
 /** Starts one server process on free ports against `redisUrl`. */
 async function instance(redisUrl: string): Promise<ChildServer> {
   const server = await spawnServer(Deno.execPath(), [
-    ...runArgs,
-    "--ws-port",
-    "0",
-    "--http-port",
-    "0",
-    "--demo",
-    "false",
+    ...RUN_ARGS,
+    ...FREE_PORTS_NO_DEMO,
     "--redis",
     redisUrl,
   ]);
@@ -38,14 +37,6 @@ async function waitForHealth(server: ChildServer, status: string): Promise<void>
   }
 }
 
-async function publish(server: ChildServer, channel: string, text: string) {
-  const response = await fetch(`http://127.0.0.1:${server.httpPort}/publish?channel=${channel}`, {
-    method: "POST",
-    body: text,
-  });
-  return { status: response.status, body: await response.json() };
-}
-
 /** Reads publications of `channel` until id `last`; returns [id, data] pairs. */
 async function readUntil(
   ws: TestSocket,
@@ -59,9 +50,6 @@ async function readUntil(
   }
   return got;
 }
-
-const range = (from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 Deno.test("a publish to one instance reaches the subscribers of both, in order", async () => {
   await using redis = await startRedisServer();

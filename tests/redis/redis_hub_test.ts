@@ -5,40 +5,21 @@
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { startTestServer, type TestServer } from "../support/server.ts";
-import { deadline, startRedisServer } from "../support/redis_server.ts";
+import { startRedisServer } from "../support/redis_server.ts";
+import { pollUntil, withDeadline } from "../support/async.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { RedisClient } from "../../src/redis/client.ts";
 import { parseRedisUrl } from "../../src/redis/url.ts";
 import { RedisHub } from "../../src/push/redis_hub.ts";
+import { idsUntil, publishOk, range } from "../support/push_api.ts";
 
 const decoder = new TextDecoder();
 
 /** Starts the whole server in-process against `redisUrl` and waits for both connections. */
 async function redisServer(redisUrl: string, args: string[] = []): Promise<TestServer> {
   const server = await startTestServer(["--redis", redisUrl, ...args]);
-  await deadline((server.hub as RedisHub).ready(), 10_000, "the hub to connect");
+  await withDeadline((server.hub as RedisHub).ready(), 10_000, "the hub to connect");
   return server;
-}
-
-async function publish(server: TestServer, channel: string, text: string) {
-  const response = await fetch(`${server.httpUrl}/publish?channel=${channel}`, {
-    method: "POST",
-    body: text,
-  });
-  const body = await response.json();
-  assert(response.ok, JSON.stringify(body));
-  return body as { epoch: string; id: number };
-}
-
-/** Reads channel envelopes of `channel` until the one with id `last`; returns their ids. */
-async function idsUntil(ws: TestSocket, channel: string, last: number): Promise<number[]> {
-  const ids: number[] = [];
-  while (ids.at(-1) !== last) {
-    const message = JSON.parse(await ws.nextMatching(/^\{/));
-    if (message.channel === channel && "data" in message) ids.push(message.id);
-    if (message.notice === "lost") throw new Error(`unexpected lost notice: ${message.reason}`);
-  }
-  return ids;
 }
 
 /** A plain client for inspecting and provoking the test Redis. */
@@ -50,34 +31,24 @@ async function admin(url: string): Promise<RedisClient & AsyncDisposable> {
   return client;
 }
 
-/** Polls (bounded) until `check` holds. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const end = performance.now() + 10_000;
-  while (!(await check())) {
-    if (performance.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-const range = (from: number, to: number) =>
-  Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
 Deno.test("--history-ttl gives the stream and counter a TTL; ids continue after they expire", async () => {
   await using redis = await startRedisServer();
   await using server = await redisServer(redis.url, ["--history-ttl", "400ms"]);
   await using r = await admin(redis.url);
-  for (let i = 1; i <= 3; i++) assertEquals((await publish(server, "news", `m${i}`)).id, i);
+  for (let i = 1; i <= 3; i++) assertEquals((await publishOk(server, "news", `m${i}`)).id, i);
   for (const key of ["push:{news}:seq", "push:{news}:history"]) {
     const ttl = await r.command(["PTTL", key]) as number;
     assert(ttl > 0 && ttl <= 400, `${key} has PTTL ${ttl}`);
   }
-  await eventually(
-    "the keys expire",
+  await pollUntil(
     async () => await r.command(["EXISTS", "push:{news}:seq", "push:{news}:history"]) === 0,
+    10_000,
+    "the keys expire",
+    20,
   );
   // Created again, the channel continues above every id given out: position 2 cannot pass for
   // a position in the new history.
-  const again = await publish(server, "news", "again");
+  const again = await publishOk(server, "news", "again");
   assertEquals(again.id, 4);
   await using late = new TestSocket(`${server.wsUrl}/?channels=news&since=news:${again.epoch}:2`);
   assertEquals(JSON.parse(await late.nextMatching(/notice/)).notice, "lost");
@@ -85,8 +56,8 @@ Deno.test("--history-ttl gives the stream and counter a TTL; ids continue after 
   // publication: a live subscriber takes that first id as the start, not as a gap.
   await using fresh = new TestSocket(`${server.wsUrl}/?channels=other`);
   assertEquals(JSON.parse(await fresh.nextMatching(/subscribed/)).id, 4);
-  assertEquals((await publish(server, "news", "moves the floor")).id, 5);
-  assertEquals((await publish(server, "other", "first")).id, 6);
+  assertEquals((await publishOk(server, "news", "moves the floor")).id, 5);
+  assertEquals((await publishOk(server, "other", "first")).id, 6);
   assertEquals(await idsUntil(fresh, "other", 6), [6]);
 });
 
@@ -100,11 +71,11 @@ Deno.test("Redis: a resume of 2 MiB through a 64 KiB queue streams in full, in o
   ]);
   const payload = "x".repeat(4 * 1024);
   let epoch = "";
-  for (let i = 0; i < 512; i++) epoch = (await publish(server, "news", payload)).epoch;
+  for (let i = 0; i < 512; i++) epoch = (await publishOk(server, "news", payload)).epoch;
   await using resumed = new TestSocket(`${server.wsUrl}/?channels=news&since=news:${epoch}:0`);
   assertEquals(JSON.parse(await resumed.nextMatching(/subscribed/)).recovered, true);
   const publishing = (async () => {
-    for (let i = 0; i < 100; i++) await publish(server, "news", `live ${i}`);
+    for (let i = 0; i < 100; i++) await publishOk(server, "news", `live ${i}`);
   })();
   const [ids] = await Promise.all([idsUntil(resumed, "news", 612), publishing]);
   assertEquals(ids, range(1, 612));
@@ -174,17 +145,17 @@ Deno.test("Redis: every local join waits for the channel's subscription, so none
   await using second = new TestSocket(`${server.wsUrl}/?channels=news`);
   await second.opened;
   let last = 0;
-  for (let i = 0; i < 5; i++) last = (await publish(server, "news", `m${i}`)).id;
+  for (let i = 0; i < 5; i++) last = (await publishOk(server, "news", `m${i}`)).id;
   // No later publication reveals a gap: each must have all after its notice's id by itself.
   for (const ws of [first, second]) {
     const notice = JSON.parse(await ws.nextMatching(/subscribed/));
     if (notice.id < last) {
-      const ids = await deadline(idsUntil(ws, "news", last), 2_000, "every publication");
+      const ids = await withDeadline(idsUntil(ws, "news", last), 2_000, "every publication");
       assertEquals(ids, range(notice.id + 1, last));
     }
   }
   // And live delivery works for both from there.
-  const next = (await publish(server, "news", "live")).id;
+  const next = (await publishOk(server, "news", "live")).id;
   for (const ws of [first, second]) assertEquals(await idsUntil(ws, "news", next), [next]);
 });
 
@@ -196,9 +167,11 @@ Deno.test("Redis: a catch-up refused with an error reply (OOM) is retried until 
   await using ws = new TestSocket(`${server.wsUrl}/?channels=news`);
   await server.waitForLog("redis.catch_up_failed");
   await r.command(["CONFIG", "SET", "maxmemory", "0"]);
-  const notice = JSON.parse(await deadline(ws.nextMatching(/subscribed/), 10_000, "the notice"));
+  const notice = JSON.parse(
+    await withDeadline(ws.nextMatching(/subscribed/), 10_000, "the notice"),
+  );
   assertEquals([notice.channel, notice.id], ["news", 0]);
-  assertEquals((await publish(server, "news", "after")).id, 1);
+  assertEquals((await publishOk(server, "news", "after")).id, 1);
   assertEquals(await idsUntil(ws, "news", 1), [1]);
 });
 

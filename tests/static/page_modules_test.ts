@@ -6,7 +6,7 @@ import { assertEquals } from "@std/assert";
 import { PushConnection } from "../../static/connection.js";
 import { ChannelSet, parseObject } from "../../static/channels.js";
 import { startTestServer } from "../support/server.ts";
-import { withDeadline } from "../support/cdp.ts";
+import { withDeadline } from "../support/async.ts";
 
 Deno.test("PushConnection: opens, reconnects after a drop, and disconnects with quit", async () => {
   await using server = await startTestServer();

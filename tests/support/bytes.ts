@@ -28,8 +28,13 @@ export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(" ");
 }
 
+/** {@linkcode toHex} of up to `max` bytes, saying how many there were when cut: for failure messages. */
+export function hexPreview(bytes: Uint8Array, max = 64): string {
+  return toHex(bytes.subarray(0, max)) + (bytes.length > max ? ` … (${bytes.length} bytes)` : "");
+}
+
 /** Encodes `text` as UTF-8. */
-export function utf8(text: string): Uint8Array {
+export function utf8(text: string): Uint8Array<ArrayBuffer> {
   return encoder.encode(text);
 }
 

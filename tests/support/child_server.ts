@@ -6,6 +6,35 @@
  * @module
  */
 
+/** `deno run` arguments that start main.ts from source with `deno task start`'s permissions. */
+export const RUN_ARGS: readonly string[] = [
+  "run",
+  "--allow-net",
+  "--allow-read=./static",
+  "--allow-env=PUSH_*",
+  "main.ts",
+];
+
+/**
+ * {@linkcode RUN_ARGS} with `deno task start`'s V8 flags too: memory tests measure the process
+ * as it is deployed (a small young generation).
+ */
+export const START_ARGS: readonly string[] = [
+  "run",
+  "--v8-flags=--max-semi-space-size=8",
+  ...RUN_ARGS.slice(1),
+];
+
+/** Server flags: both ports chosen by the OS (the child logs them), no demo publisher. */
+export const FREE_PORTS_NO_DEMO: readonly string[] = [
+  "--ws-port",
+  "0",
+  "--http-port",
+  "0",
+  "--demo",
+  "false",
+];
+
 /** A server running in a child process. */
 export interface ChildServer extends AsyncDisposable {
   /** The child process. */

@@ -1,8 +1,9 @@
 /**
  * Helpers of the RFC 6455 conformance suite (tests/conformance/): a client that wraps
  * {@linkcode RawClient} and reads the server's bytes with its OWN strict frame decoder — not the
- * project's parser — so a bug shared by both sides cannot hide, plus hand-crafted frames and one
- * `Deno.test` per case with a server started and disposed around it.
+ * project's parser — so a bug shared by both sides cannot hide, and one
+ * `Deno.test` per case with a server started and disposed around it (the hand-crafted frames
+ * are in conformance_frames.ts).
  *
  * Every read has a deadline, so a server that stays silent fails the case instead of hanging
  * the suite.
@@ -10,28 +11,17 @@
  * @module
  */
 import { assert, assertEquals, fail } from "@std/assert";
-import { clientFrame, concatBytes, RawClient, TEST_MASK, upgradeRequest } from "./raw_client.ts";
+import { delay } from "./async.ts";
+import { concat, utf8 } from "./bytes.ts";
+import { expectedAccept, Op } from "./conformance_frames.ts";
+import { RawClient, upgradeRequest } from "./raw_client.ts";
 import { startTestServer, type TestServer } from "./server.ts";
 
-const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const latin1 = new TextDecoder("latin1");
 
 /** How long one read may wait for the server before the case fails. */
 export const READ_TIMEOUT_MS = 5000;
-
-/** The opcodes of RFC 6455 §5.2, spelled out here so the suite does not trust the source's. */
-export const Op = {
-  Continuation: 0x0,
-  Text: 0x1,
-  Binary: 0x2,
-  Close: 0x8,
-  Ping: 0x9,
-  Pong: 0xa,
-} as const;
-
-/** The magic GUID of RFC 6455 §1.3. */
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /** What the server sent, as the suite sees it: whole messages, control frames, or TCP EOF. */
 export type ConformanceEvent =
@@ -58,107 +48,6 @@ export interface HttpResponse {
   /** Header values by lower-cased name. */
   headers: Map<string, string>;
   body: string;
-}
-
-/** Encodes `text` as UTF-8. */
-export function utf8(text: string): Uint8Array<ArrayBuffer> {
-  return encoder.encode(text);
-}
-
-/** Parses hex pairs, ignoring spaces: `hex("ce ba")` → `[0xce, 0xba]`. */
-export function hex(digits: string): Uint8Array {
-  const clean = digits.replace(/\s+/g, "");
-  assert(/^([0-9a-fA-F]{2})*$/.test(clean), `not hex: ${digits}`);
-  return Uint8Array.from(clean.match(/../g) ?? [], (pair) => parseInt(pair, 16));
-}
-
-/** `length` bytes 0, 1, 2, … wrapping at 256. */
-export function pattern(length: number): Uint8Array {
-  const out = new Uint8Array(length);
-  for (let i = 0; i < length; i++) out[i] = i & 0xff;
-  return out;
-}
-
-/** `length` printable ASCII characters, every offset different modulo 95. */
-export function asciiText(length: number): string {
-  let s = "";
-  const alphabet = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).join("");
-  while (s.length < length) s += alphabet;
-  return s.slice(0, length);
-}
-
-/** A 2-byte close code followed by a UTF-8 (or raw) reason: a close frame's payload. */
-export function closePayload(code: number, reason: string | Uint8Array = ""): Uint8Array {
-  const r = typeof reason === "string" ? utf8(reason) : reason;
-  return concatBytes(new Uint8Array([code >> 8, code & 0xff]), r);
-}
-
-/** Options of {@linkcode rawFrame}. */
-export interface RawFrameOptions {
-  fin?: boolean;
-  /** The three RSV bits as a number 0–7 (4 = RSV1, 2 = RSV2, 1 = RSV3). */
-  rsv?: number;
-  /** Whether to mask (default true, as a client must). */
-  masked?: boolean;
-}
-
-/**
- * Builds a client frame bit by bit, for what {@linkcode clientFrame} cannot express: RSV bits,
- * reserved opcodes, unmasked frames. Lengths use the shortest form (§5.2), mask is TEST_MASK.
- */
-export function rawFrame(
-  opcode: number,
-  payload: Uint8Array | string = new Uint8Array(0),
-  options: RawFrameOptions = {},
-): Uint8Array {
-  const data = typeof payload === "string" ? utf8(payload) : payload;
-  const { fin = true, rsv = 0, masked = true } = options;
-  const head = rawHeader(opcode, data.length, { fin, rsv, masked });
-  const body = new Uint8Array(data.length);
-  for (let i = 0; i < data.length; i++) body[i] = masked ? data[i] ^ TEST_MASK[i & 3] : data[i];
-  return concatBytes(head, body);
-}
-
-/** The header alone (with TEST_MASK when masked) of a frame announcing `length` payload bytes. */
-export function rawHeader(opcode: number, length: number, options: RawFrameOptions = {}) {
-  const { fin = true, rsv = 0, masked = true } = options;
-  const b0 = (fin ? 0x80 : 0) | (rsv << 4) | opcode;
-  const m = masked ? 0x80 : 0;
-  let head: Uint8Array;
-  if (length < 126) head = new Uint8Array([b0, m | length]);
-  else if (length < 0x10000) head = new Uint8Array([b0, m | 126, length >> 8, length & 0xff]);
-  else {
-    head = new Uint8Array(10);
-    head[0] = b0;
-    head[1] = m | 127;
-    new DataView(head.buffer).setBigUint64(2, BigInt(length));
-  }
-  return masked ? concatBytes(head, TEST_MASK) : head;
-}
-
-/** Splits `bytes` into fragments of `size` bytes (the last may be shorter; none when empty). */
-export function chunks(bytes: Uint8Array, size: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < bytes.length; i += size) out.push(bytes.subarray(i, i + size));
-  return out;
-}
-
-/**
- * Encodes `parts` as one fragmented message: the first frame with `opcode`, the others as
- * continuations, FIN on the last only.
- */
-export function fragmented(opcode: number, parts: (Uint8Array | string)[]): Uint8Array {
-  return concatBytes(
-    ...parts.map((part, i) =>
-      clientFrame(i === 0 ? opcode : Op.Continuation, part, i === parts.length - 1)
-    ),
-  );
-}
-
-/** Sec-WebSocket-Accept computed independently of the source under test (§4.2.2 step 5.4). */
-export async function expectedAccept(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", utf8(key + GUID));
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }
 
 /** A short description of an event, for assertion diffs that say what the server did. */
@@ -192,11 +81,6 @@ export function assertBytes(actual: Uint8Array, expected: Uint8Array, what = "by
   }
 }
 
-/** Waits one macrotask, so the in-process server gets to read what was written. */
-export function yieldToServer(ms = 0): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /**
  * A raw conformance client: a {@linkcode RawClient} for the socket and writes, and its own
  * reader for the HTTP response and the server's frames, which it checks against RFC 6455
@@ -224,15 +108,15 @@ export class ConformanceClient implements AsyncDisposable {
 
   /** Writes all of `bytes` in one write call (several frames in one TCP write). */
   send(...frames: (Uint8Array | string)[]): Promise<void> {
-    return this.raw.write(concatBytes(...frames.map((f) => typeof f === "string" ? utf8(f) : f)));
+    return this.raw.write(concat(...frames.map((f) => typeof f === "string" ? utf8(f) : f)));
   }
 
   /** Writes `bytes` one byte per write, yielding to the server between bytes. */
   async sendByteByByte(...frames: Uint8Array[]): Promise<void> {
-    const bytes = concatBytes(...frames);
+    const bytes = concat(...frames);
     for (let i = 0; i < bytes.length; i++) {
       await this.raw.write(bytes.subarray(i, i + 1));
-      await yieldToServer();
+      await delay(0); // one macrotask: the in-process server reads what was written
     }
   }
 
@@ -240,7 +124,7 @@ export class ConformanceClient implements AsyncDisposable {
   async sendEach(...frames: Uint8Array[]): Promise<void> {
     for (const frame of frames) {
       await this.raw.write(frame);
-      await yieldToServer();
+      await delay(0); // one macrotask: the in-process server reads what was written
     }
   }
 
@@ -318,7 +202,7 @@ export class ConformanceClient implements AsyncDisposable {
    */
   async handshake(path = "/echo", extra?: Uint8Array): Promise<HttpResponse> {
     const request = upgradeRequest(path);
-    await this.raw.write(extra ? concatBytes(request, extra) : request);
+    await this.raw.write(extra ? concat(request, extra) : request);
     const response = await this.readResponse();
     await assertAccepted(response, "dGhlIHNhbXBsZSBub25jZQ==");
     return response;
@@ -411,7 +295,7 @@ export class ConformanceClient implements AsyncDisposable {
     m.length += payload.length;
     if (!frame.fin) return null;
     this.#message = null;
-    const data = m.parts.length === 1 ? m.parts[0] : concatBytes(...m.parts);
+    const data = m.parts.length === 1 ? m.parts[0] : concat(...m.parts);
     if (m.opcode === Op.Binary) return { type: "binary", data };
     try {
       return { type: "text", data: strictUtf8.decode(data) };
@@ -555,5 +439,3 @@ export function conformance(
     await body(client, server);
   });
 }
-
-export { clientFrame, concatBytes, upgradeRequest };

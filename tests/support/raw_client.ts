@@ -8,8 +8,8 @@
 import { encodeMaskedFrame } from "../../src/protocol/frame_encoder.ts";
 import { MessageReader, type WebSocketEvent } from "../../src/protocol/message.ts";
 import { findHeaderEnd } from "../../src/protocol/handshake.ts";
+import { concat, utf8 } from "./bytes.ts";
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** A fixed masking key, so frames are reproducible byte for byte. */
@@ -35,24 +35,13 @@ export function upgradeRequest(
   for (const [name, value] of Object.entries(headers)) {
     if (value !== null) head += `${name}: ${value}\r\n`;
   }
-  return encoder.encode(head + "\r\n");
+  return utf8(head + "\r\n");
 }
 
 /** Encodes a masked client frame with {@linkcode TEST_MASK}. */
 export function clientFrame(opcode: number, payload: Uint8Array | string, fin = true): Uint8Array {
-  const bytes = typeof payload === "string" ? encoder.encode(payload) : payload;
+  const bytes = typeof payload === "string" ? utf8(payload) : payload;
   return encodeMaskedFrame(opcode, bytes, TEST_MASK, fin);
-}
-
-/** Joins byte arrays. */
-export function concatBytes(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** What a raw client saw after the handshake. */
@@ -90,7 +79,7 @@ export class RawClient implements AsyncDisposable {
   /** Connects and completes a valid handshake on `path`; throws unless the answer is 101. */
   static async open(port: number, path = "/", extra?: Uint8Array): Promise<RawClient> {
     const client = await RawClient.connect(port);
-    await client.write(extra ? concatBytes(upgradeRequest(path), extra) : upgradeRequest(path));
+    await client.write(extra ? concat(upgradeRequest(path), extra) : upgradeRequest(path));
     const response = await client.readResponse();
     if (response.status !== 101) throw new Error(`expected 101, got ${response.head}`);
     return client;
@@ -98,7 +87,7 @@ export class RawClient implements AsyncDisposable {
 
   /** Writes all of `bytes`. */
   async write(bytes: Uint8Array | string): Promise<void> {
-    let data = typeof bytes === "string" ? encoder.encode(bytes) : bytes;
+    let data = typeof bytes === "string" ? utf8(bytes) : bytes;
     while (data.length > 0) data = data.subarray(await this.conn.write(data));
   }
 
@@ -186,4 +175,26 @@ export class RawClient implements AsyncDisposable {
     this.close();
     return Promise.resolve();
   }
+}
+
+/** Reads `conn` until EOF (or a reset), up to `maxBytes`; returns the bytes and how it ended. */
+export async function readToEnd(
+  conn: Deno.Conn,
+  maxBytes = 1 << 20,
+): Promise<{ bytes: Uint8Array; end: "eof" | "reset" | "limit"; at: number }> {
+  const parts: Uint8Array[] = [];
+  const buffer = new Uint8Array(16 * 1024);
+  let total = 0;
+  while (total < maxBytes) {
+    let n: number | null;
+    try {
+      n = await conn.read(buffer);
+    } catch {
+      return { bytes: concat(...parts), end: "reset", at: performance.now() };
+    }
+    if (n === null) return { bytes: concat(...parts), end: "eof", at: performance.now() };
+    parts.push(buffer.slice(0, n));
+    total += n;
+  }
+  return { bytes: concat(...parts), end: "limit", at: performance.now() };
 }

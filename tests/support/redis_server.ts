@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { freePorts } from "../../bench/proc.ts";
+import { withDeadline } from "./async.ts";
 
 /** Options of {@linkcode startRedisServer}. */
 export interface RedisServerOptions {
@@ -47,14 +49,6 @@ export interface RedisServer extends AsyncDisposable {
 const READY_TIMEOUT = 10_000;
 /** How long SIGTERM is given before SIGKILL. */
 const STOP_TIMEOUT = 5_000;
-
-/** Asks the kernel for a free port by binding port 0; the tiny race is covered by retrying. */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
 
 /** One run of the process. */
 interface Run {
@@ -103,24 +97,6 @@ function spawn(args: string[], logs: string[]): Run {
 }
 
 /**
- * Resolves like `promise`, or rejects naming `what` once `ms` have passed; the timer is always
- * cleared, so a test's sanitizers stay quiet either way.
- */
-export async function deadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/**
  * Starts `redis-server` on a free 127.0.0.1 port with a throwaway directory under `.artifacts/`
  * and resolves once it accepts connections.
  *
@@ -158,7 +134,11 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     const attempt = spawn(argsFor(port), logs);
     let ready: boolean;
     try {
-      ready = await deadline(attempt.ready, READY_TIMEOUT, "redis-server to accept connections");
+      ready = await withDeadline(
+        attempt.ready,
+        READY_TIMEOUT,
+        "redis-server to accept connections",
+      );
     } catch (err) {
       attempt.process.kill("SIGKILL");
       await attempt.exited;
@@ -185,7 +165,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     }
     if (signal === "SIGTERM") {
       try {
-        await deadline(current.exited, STOP_TIMEOUT, "redis-server to stop");
+        await withDeadline(current.exited, STOP_TIMEOUT, "redis-server to stop");
       } catch {
         try {
           current.process.kill("SIGKILL");
@@ -200,7 +180,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   let port = 0;
   try {
     for (let tries = 0; port === 0; tries++) {
-      const candidate = freePort();
+      const candidate = freePorts(1)[0];
       if (await launch(candidate)) port = candidate;
       else if (tries >= 5) throw new Error("no free port for redis-server after 6 tries");
     }
