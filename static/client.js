@@ -1,9 +1,8 @@
-// The page: wires the connection (connection.js), the channel state (channels.js) and the view
-// (view.js), and routes each server message. No framework and no build step; loaded as an ES
-// module (deferred), so the DOM is ready when this runs.
+// The page: the client library (push-client.js) does the connection, reconnection and channel
+// positions; the view (view.js) shows them. This module wires the two and logs every message.
+// No framework and no build step; loaded as an ES module (deferred), so the DOM is ready.
 
-import { PushConnection } from "./connection.js";
-import { ChannelSet, parseObject } from "./channels.js";
+import { parseObject, PushClient } from "./push-client.js";
 import {
   addLog,
   clearLog,
@@ -28,9 +27,9 @@ async function loadConfig() {
     cache: "no-store",
     signal: AbortSignal.timeout(CONFIG_TIMEOUT_MS),
   });
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
+  if (!res.ok) throw new Error(`config.json: HTTP ${res.status}`);
   const cfg = await res.json();
-  if (typeof cfg?.wsUrl !== "string") throw new Error("no wsUrl in it");
+  if (typeof cfg?.wsUrl !== "string") throw new Error("config.json has no wsUrl");
   const url = new URL(cfg.wsUrl);
   if (url.protocol !== "ws:" && url.protocol !== "wss:") {
     throw new Error(`wsUrl must be ws:// or wss://, got ${url.protocol}`);
@@ -42,23 +41,51 @@ async function loadConfig() {
   return url.href;
 }
 
-const channels = new ChannelSet((ch) => renderChannel(ch, unsubscribe), removeChannel);
+const client = new PushClient(loadConfig, { connect: false });
 
-const connection = new PushConnection(loadConfig, {
-  state: (state) => renderState(state, connection.retryAt),
-  log: addLog,
-  open() {
-    // Re-subscribe everything the user asked for; with a known position the server can replay
-    // what we missed while disconnected.
-    channels.markAllPending();
-    for (const ch of channels.values()) connection.send(channels.subscribeCommand(ch));
-  },
-  close: () => channels.markAllPending(),
-  message: onMessage,
+/** The page's state: the library's, and "reconnecting" while a retry waits out its backoff. */
+function pageState() {
+  return client.state === "connecting" && client.retryAt > 0 ? "reconnecting" : client.state;
+}
+
+const render = () => renderState(pageState(), client.retryAt);
+
+client.on("state", render);
+client.on("open", (url) => addLog("open", `connected to ${url}`));
+client.on("close", (ev) => {
+  const readyState = client.socket?.readyState ?? WebSocket.CLOSED;
+  addLog(
+    "close",
+    `readyState=${readyState} code=${ev.code} reason=${ev.reason || "(none)"}` +
+      (ev.wasClean ? "" : " (not clean)"),
+  );
+  for (const sub of client.subscriptions.values()) renderChannel(channelView(sub), unsubscribe);
+});
+client.on("retry", ({ attempt, delay }) => {
+  render();
+  addLog("info", `reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt})`);
+});
+client.on("error", (e) => {
+  const sub = typeof e.channel === "string" ? client.subscriptions.get(e.channel) : undefined;
+  if (sub) renderChannel(channelView(sub), unsubscribe);
+  if (e.error === "WebSocket error") addLog("error", "WebSocket error");
+  else if (e.error.startsWith("cannot connect")) addLog("error", e.error);
+  else addLog("message", `server error: ${e.error}`, { type: "error" });
+});
+client.on("message", onMessage);
+// The library has applied a notice or a publication by the time these run: show where it stands.
+client.on("notice", (n) => {
+  const sub = typeof n.channel === "string" ? client.subscriptions.get(n.channel) : undefined;
+  if (sub) renderChannel(channelView(sub), unsubscribe);
+  else if (n.notice === "unsubscribed") removeChannel(n.channel);
 });
 
 // ---------------------------------------------------------------------------------------------
-// Receiving
+// Receiving: everything is logged; publications and notices also update the channel list.
+
+function channelView(sub) {
+  return { name: sub.channel, epoch: sub.epoch, id: sub.id, status: sub.status };
+}
 
 function onMessage(data) {
   countMessage();
@@ -75,7 +102,7 @@ function onMessage(data) {
   } else if (typeof obj.notice === "string") {
     onNotice(obj, data);
   } else if (typeof obj.error === "string") {
-    addLog("message", `server error: ${obj.error}`, { type: "error" });
+    // Logged by the "error" listener.
   } else if (typeof obj.channel === "string" && "data" in obj) {
     onPublication(obj);
   } else {
@@ -84,7 +111,6 @@ function onMessage(data) {
 }
 
 function onPublication(p) {
-  channels.received(p);
   let body;
   if (p.encoding === "base64") body = describeBase64(p.data);
   else body = typeof p.data === "string" ? p.data : JSON.stringify(p.data);
@@ -99,14 +125,11 @@ function onNotice(n, raw) {
   const name = typeof n.channel === "string" ? n.channel : "";
   const attrs = { type: "notice", notice: n.notice, channel: name };
   if (n.notice === "subscribed" && name) {
-    channels.subscribed(n);
     const how = n.recovered === true ? "recovered" : "not recovered";
     addLog("message", `[${name}] subscribed at ${n.epoch}:${n.id} (${how})`, attrs);
   } else if (n.notice === "lost" && name) {
-    channels.lost(n);
     addLog("message", `[${name}] LOST: ${n.reason ?? "no reason given"}`, attrs);
   } else if (n.notice === "unsubscribed" && name) {
-    channels.remove(name);
     addLog("message", `[${name}] unsubscribed`, attrs);
   } else {
     addLog("message", raw, attrs);
@@ -116,18 +139,29 @@ function onNotice(n, raw) {
 // ---------------------------------------------------------------------------------------------
 // Actions
 
-/** Public send: `quit` typed by the user is a disconnect (no reconnect, 3 s fallback). */
+function sendLogged(text) {
+  if (!client.send(text)) return false;
+  addLog("sent", text);
+  return true;
+}
+
+/**
+ * Public send: `quit` typed by the user is a disconnect (no reconnect, 3 s fallback); `subscribe
+ * NAME [EPOCH:ID]` and `unsubscribe NAME` go through the library, which keeps the position.
+ */
 function send(text) {
   text = String(text);
-  if (!connection.isOpen) {
+  if (client.state !== "open") {
     addLog("info", "not connected; nothing sent");
     return false;
   }
   if (text.trim() === "quit") {
-    connection.disconnect();
+    disconnect();
     return true;
   }
-  return connection.send(text);
+  const m = /^(un)?subscribe (\S+)$/.exec(text.trim());
+  if (m) return m[1] ? unsubscribe(m[2]) : subscribe(m[2]);
+  return sendLogged(text);
 }
 
 function subscribe(name) {
@@ -137,28 +171,46 @@ function subscribe(name) {
     addLog("info", "a channel name must be non-empty and have no spaces");
     return false;
   }
-  let ch = channels.get(name);
-  if (ch?.status === "subscribed") {
+  const existing = client.subscriptions.get(name);
+  if (existing?.status === "subscribed") {
     addLog("info", `already subscribed to ${name}`);
     return false;
   }
-  ch ??= channels.add(name);
-  if (connection.isOpen) return connection.send(channels.subscribeCommand(ch));
+  if (existing) existing.unsubscribe(); // refused or lost: ask again
+  const sub = client.subscribe(name, () => renderChannel(channelView(sub), unsubscribe));
+  renderChannel(channelView(sub), unsubscribe);
+  if (client.state === "open") {
+    addLog("sent", `subscribe ${name}`);
+    return true;
+  }
   addLog("info", `not connected; will subscribe to ${name} once connected`);
   return false;
 }
 
 function unsubscribe(name) {
-  name = String(name);
-  if (!channels.remove(name)) return false;
-  return connection.send(`unsubscribe ${name}`);
+  const sub = client.subscriptions.get(String(name));
+  if (!sub) return false;
+  sub.unsubscribe();
+  removeChannel(sub.channel);
+  addLog("sent", `unsubscribe ${sub.channel}`);
+  return true;
+}
+
+function connect() {
+  if (client.state !== "closed") return;
+  client.connect();
+}
+
+function disconnect() {
+  if (client.state === "open") addLog("sent", "quit");
+  client.close();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Wiring
 
-ui.connect.addEventListener("click", () => connection.connect());
-ui.disconnect.addEventListener("click", () => connection.disconnect());
+ui.connect.addEventListener("click", connect);
+ui.disconnect.addEventListener("click", disconnect);
 ui.clear.addEventListener("click", clearLog);
 
 ui["send-form"].addEventListener("submit", (ev) => {
@@ -178,38 +230,34 @@ ui["channel-form"].addEventListener("submit", (ev) => {
 
 // Say goodbye when the page goes away, so the server frees the connection at once instead of
 // timing it out. beforeunload does not fire on every way a tab can close (closing a target from
-// DevTools, some mobile browsers); pagehide covers those; only one quit is sent.
-globalThis.addEventListener("beforeunload", () => connection.goodbye());
-globalThis.addEventListener("pagehide", () => connection.goodbye());
-globalThis.addEventListener("online", () => connection.retryNow());
+// DevTools, some mobile browsers); pagehide covers those; the library sends quit only once.
+globalThis.addEventListener("beforeunload", () => client.close());
+globalThis.addEventListener("pagehide", () => client.close());
+globalThis.addEventListener("online", () => client.retryNow());
 
 setInterval(() => {
   renderRate();
-  renderRetry(connection.state, connection.retryAt);
+  renderRetry(pageState(), client.retryAt);
+  if (pageState() !== ui.status.dataset.state) render(); // the backoff ran out
 }, 500);
 
 // Test hook. Also: ?autoconnect=0 keeps the page from connecting on load.
 globalThis.pushClient = Object.freeze({
   get state() {
-    return connection.state;
+    return pageState();
   },
   get socket() {
-    return connection.socket;
+    return client.socket;
   },
-  connect: () => connection.connect(),
-  disconnect: () => connection.disconnect(),
+  connect,
+  disconnect,
   send,
   subscribe,
   unsubscribe,
   get channels() {
-    return [...channels.values()].map(({ name, epoch, id, status }) => ({
-      name,
-      epoch,
-      id,
-      status,
-    }));
+    return [...client.subscriptions.values()].map(channelView);
   },
 });
 
-renderState("closed", 0);
-if (new URLSearchParams(location.search).get("autoconnect") !== "0") connection.connect();
+render();
+if (new URLSearchParams(location.search).get("autoconnect") !== "0") connect();

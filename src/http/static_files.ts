@@ -10,8 +10,7 @@ export const STATIC_FILES: Record<string, { file: string; type: string }> = {
   "/": { file: "index.html", type: "text/html; charset=utf-8" },
   "/index.html": { file: "index.html", type: "text/html; charset=utf-8" },
   "/client.js": { file: "client.js", type: "text/javascript; charset=utf-8" },
-  "/connection.js": { file: "connection.js", type: "text/javascript; charset=utf-8" },
-  "/channels.js": { file: "channels.js", type: "text/javascript; charset=utf-8" },
+  "/push-client.js": { file: "push-client.js", type: "text/javascript; charset=utf-8" },
   "/view.js": { file: "view.js", type: "text/javascript; charset=utf-8" },
   "/style.css": { file: "style.css", type: "text/css; charset=utf-8" },
 };
