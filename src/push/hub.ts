@@ -8,20 +8,16 @@
  * @module
  */
 import { encodeTextFrame } from "../protocol/frame_encoder.ts";
+import type { ChannelHub, HubStats } from "./channel_hub.ts";
 import {
-  type ChannelHub,
-  DrainWaiters,
   envelope,
-  type HubStats,
   newEpoch,
-  notices,
   type Position,
   type Publication,
   type PublishResult,
-  replayBudget,
-  type Subscriber,
-  SubscriptionIndex,
-} from "./channel_hub.ts";
+} from "./broker.ts";
+import { DrainWaiters, notices, replayBudget } from "./recovery.ts";
+import { type Subscriber, SubscriptionIndex } from "./subscriptions.ts";
 import { History } from "./history.ts";
 import { clockMs } from "../clock.ts";
 

@@ -21,21 +21,17 @@ import type { Logger } from "../log.ts";
 import { reconnectDelay, RedisClient, RedisUnavailableError } from "../redis/client.ts";
 import { RedisSubscriber } from "../redis/subscriber.ts";
 import type { RedisOptions } from "../redis/url.ts";
+import type { ChannelHub, HubStats } from "./channel_hub.ts";
 import {
-  type ChannelHub,
-  DrainWaiters,
   envelopeTail,
-  type HubStats,
   HubUnavailableError,
   newEpoch,
-  notices,
   type Position,
   type Publication,
   type PublishResult,
-  replayBudget,
-  type Subscriber,
-  SubscriptionIndex,
-} from "./channel_hub.ts";
+} from "./broker.ts";
+import { DrainWaiters, notices, replayBudget } from "./recovery.ts";
+import { type Subscriber, SubscriptionIndex } from "./subscriptions.ts";
 
 /** Options of {@linkcode RedisHub}. */
 export interface RedisHubOptions {

@@ -3,12 +3,9 @@
  */
 import { assert, assertEquals, assertStrictEquals } from "@std/assert";
 import { Hub } from "../../src/push/hub.ts";
-import {
-  envelope,
-  isValidChannelName,
-  parsePosition,
-  type Subscriber,
-} from "../../src/push/channel_hub.ts";
+import { isValidChannelName, parsePosition } from "../../src/push/channel_hub.ts";
+import { envelope } from "../../src/push/broker.ts";
+import type { Subscriber } from "../../src/push/subscriptions.ts";
 import { MessageReader } from "../../src/protocol/message.ts";
 import { clockMs } from "../../src/clock.ts";
 
