@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { reasons } from "./recovery.ts";
 
 /** One stored publication. */
 export interface HistoryEntry {
@@ -120,12 +121,10 @@ export class History {
    * to {@linkcode History.lastId} recovers nothing and misses nothing).
    */
   gap(id: number): string | null {
-    if (id > this.#lastId) return `id ${id} is ahead of the channel's last id ${this.#lastId}`;
+    if (id > this.#lastId) return reasons.ahead(id, this.#lastId);
     const oldest = this.oldestId;
     if (id === this.#lastId || id + 1 >= oldest) return null;
-    return `history holds ids ${oldest}..${this.#lastId}; ${
-      oldest - id - 1
-    } message(s) after ${id} are gone`;
+    return reasons.gone(id, this.#count > 0 ? oldest : undefined, this.#lastId);
   }
 
   /** The publications after `id`, oldest first, if history still holds all of them. */

@@ -1,8 +1,13 @@
 /**
- * Local subscriptions: what the engine needs of a client, and which channels each client is in.
+ * Local subscriptions: what the engine needs of a client, which channels each client is in,
+ * each subscriber's place in each channel, and the fan-out of a publication to them — the same
+ * frame object to every subscriber (encoded once by the broker; the client queues' batch cache
+ * then joins identical runs once).
  *
  * @module
  */
+import type { Position } from "./broker.ts";
+import type { HistoryEntry } from "./history.ts";
 
 /** What a hub needs of a client. */
 export interface Subscriber {
@@ -83,5 +88,170 @@ export class SubscriptionIndex {
     if (!channels.delete(channel)) return false;
     if (channels.size === 0) this.#bySubscriber.delete(subscriber);
     return true;
+  }
+}
+
+/** One local subscriber's progress on one channel. */
+export interface SubscriberState {
+  /** The last id queued to it. */
+  lastId: number;
+  /** The epoch `lastId` belongs to. */
+  epoch: string;
+  /** Live publications held while it joins or catches up; null when it is live. */
+  pending: HistoryEntry[] | null;
+  /** Whether it got its `subscribed` notice. */
+  joined: boolean;
+  /** The position it asked to resume from, until it joined. */
+  since?: Position;
+  /** A catch-up is streaming history to it: other catch-ups leave it alone. */
+  busy: boolean;
+  /** The channel had no id counter when read: its next publication's id is where it starts. */
+  fresh: boolean;
+}
+
+/**
+ * Live publications held per subscriber while it catches up. Beyond this the oldest are dropped:
+ * the catch-up reads them from history anyway, and a gap left behind triggers another round.
+ */
+const MAX_PENDING = 10_000;
+
+/** Held publications kept for a subscriber whose catch-up is streaming (it reads the rest). */
+export const STREAM_PENDING = 64;
+
+/**
+ * Queues `entries` (ascending ids) that follow `state.lastId` without a hole, skipping ids
+ * already sent. At a hole it stops, keeps the rest in `state.pending` and returns false.
+ */
+export function deliverInOrder(
+  subscriber: Subscriber,
+  state: SubscriberState,
+  entries: HistoryEntry[],
+): boolean {
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i];
+    if (state.fresh && entry.id > state.lastId) {
+      // The first publication of a channel that had no counter: its id is where it starts.
+      state.fresh = false;
+      state.lastId = entry.id - 1;
+    }
+    if (entry.id <= state.lastId) continue;
+    if (entry.id > state.lastId + 1) {
+      state.pending = entries.slice(i);
+      return false;
+    }
+    subscriber.sendFrame(entry.frame);
+    state.lastId = entry.id;
+  }
+  return true;
+}
+
+/** The local subscribers of every channel, with their progress, and the channel index. */
+export class LocalSubscriptions {
+  readonly #channels = new Map<string, Map<Subscriber, SubscriberState>>();
+  readonly #index = new SubscriptionIndex();
+
+  /** Channels with local subscribers. */
+  get size(): number {
+    return this.#channels.size;
+  }
+
+  /** Channels with local subscribers. */
+  channels(): IterableIterator<string> {
+    return this.#channels.keys();
+  }
+
+  /** The subscribers of `channel` and their progress (undefined when none). */
+  of(channel: string): ReadonlyMap<Subscriber, SubscriberState> | undefined {
+    return this.#channels.get(channel);
+  }
+
+  /** Whether `state` is still `subscriber`'s subscription to `channel` (not left meanwhile). */
+  current(channel: string, subscriber: Subscriber, state: SubscriberState): boolean {
+    return this.#channels.get(channel)?.get(subscriber) === state;
+  }
+
+  /** The channels `subscriber` is in. */
+  subscriptionsOf(subscriber: Subscriber): ReadonlySet<string> {
+    return this.#index.of(subscriber);
+  }
+
+  /** The channels `subscriber` is in, as a new array (safe to iterate while removing). */
+  list(subscriber: Subscriber): string[] {
+    return this.#index.list(subscriber);
+  }
+
+  /** Adds `subscriber` to `channel`, joining (live publications held); false when it was in. */
+  add(subscriber: Subscriber, channel: string, since?: Position): boolean {
+    if (!this.#index.add(subscriber, channel)) return false;
+    let local = this.#channels.get(channel);
+    if (!local) this.#channels.set(channel, local = new Map());
+    local.set(subscriber, {
+      lastId: 0,
+      epoch: "",
+      pending: [],
+      joined: false,
+      since,
+      busy: false,
+      fresh: false,
+    });
+    return true;
+  }
+
+  /**
+   * Removes `subscriber` from `channel`: "left" when it was there, "last" when it was the
+   * channel's last local subscriber, null when it was not subscribed.
+   */
+  remove(subscriber: Subscriber, channel: string): "left" | "last" | null {
+    if (!this.#index.remove(subscriber, channel)) return null;
+    const local = this.#channels.get(channel);
+    local?.delete(subscriber);
+    if (local?.size !== 0) return "left";
+    this.#channels.delete(channel);
+    return "last";
+  }
+
+  /** From now on, every subscriber holds live publications until a catch-up checked them. */
+  holdAll(): void {
+    for (const local of this.#channels.values()) {
+      for (const state of local.values()) state.pending ??= [];
+    }
+  }
+
+  /**
+   * Queues a publication of `channel` to each local subscriber: live ones get `frame` (the same
+   * object for all) when it follows their last id; joining ones hold it. `onGap` hears of each
+   * subscriber that missed publications before this one. Returns how many it was queued to.
+   */
+  fanOut(
+    channel: string,
+    id: number,
+    frame: Uint8Array,
+    onGap: (subscriber: Subscriber, expected: number) => void,
+  ): number {
+    const local = this.#channels.get(channel);
+    if (!local) return 0;
+    let delivered = 0;
+    for (const [subscriber, state] of local) {
+      if (state.pending) {
+        state.pending.push({ id, frame });
+        delivered++;
+        // A stream paced by a slow reader may run for long: it reads what it misses from
+        // history anyway, so hold only the newest few for it, not 10,000 frames.
+        if (state.pending.length > (state.busy ? STREAM_PENDING : MAX_PENDING)) {
+          state.pending.shift();
+        }
+      } else if (id === state.lastId + 1 || (state.fresh && id > state.lastId)) {
+        if (subscriber.sendFrame(frame)) delivered++;
+        state.fresh = false;
+        state.lastId = id;
+      } else if (id > state.lastId) {
+        // Publications were missed (Redis dropped pub/sub messages, e.g. across a restart):
+        // hold this one; the catch-up fetches the missing ones from history.
+        const expected = state.lastId + 1;
+        state.pending = [{ id, frame }];
+        onGap(subscriber, expected);
+      }
+    }
+    return delivered;
   }
 }

@@ -3,14 +3,20 @@
  */
 import { assert, assertEquals, assertStrictEquals } from "@std/assert";
 import { Hub } from "../../src/push/hub.ts";
+import { MemoryBroker, type MemoryBrokerOptions } from "../../src/push/memory_broker.ts";
 import { isValidChannelName, parsePosition } from "../../src/push/channel_hub.ts";
 import { envelope } from "../../src/push/broker.ts";
 import type { Subscriber } from "../../src/push/subscriptions.ts";
 import { MessageReader } from "../../src/protocol/message.ts";
 import { clockMs } from "../../src/clock.ts";
 
+/** The in-process engine: a hub on a memory broker. */
+export function memoryHub(options: MemoryBrokerOptions): Hub<MemoryBroker> {
+  return new Hub(new MemoryBroker(options));
+}
+
 /** A subscriber that records what it was sent, decoding frames back to text. */
-class Recorder implements Subscriber {
+export class Recorder implements Subscriber {
   static #next = 1;
   readonly id = Recorder.#next++;
   frames: Uint8Array[] = [];
@@ -37,7 +43,7 @@ class Recorder implements Subscriber {
 }
 
 Deno.test("Hub sends a subscribed notice, then publications as envelopes", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
   const a = new Recorder();
   hub.subscribe(a, "news");
   assertEquals(hub.publish("news", { kind: "text", text: "hi" }), {
@@ -56,7 +62,7 @@ Deno.test("Hub sends a subscribed notice, then publications as envelopes", () =>
 });
 
 Deno.test("Hub encodes a broadcast once: every subscriber gets the same bytes", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20 });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20 });
   const a = new Recorder();
   const b = new Recorder();
   hub.subscribe(a, "c");
@@ -66,7 +72,7 @@ Deno.test("Hub encodes a broadcast once: every subscriber gets the same bytes", 
 });
 
 Deno.test("Hub keeps channels apart and publish order per channel", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
   const a = new Recorder();
   const b = new Recorder();
   hub.subscribe(a, "one");
@@ -85,7 +91,7 @@ Deno.test("Hub keeps channels apart and publish order per channel", () => {
 });
 
 Deno.test("Hub resumes from history: the missed messages, then live ones, no gap or duplicate", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
   for (let i = 1; i <= 5; i++) hub.publish("news", { kind: "text", text: `m${i}` });
   const a = new Recorder();
   hub.subscribe(a, "news", { epoch: "e", id: 2 });
@@ -101,7 +107,7 @@ Deno.test("Hub resumes from history: the missed messages, then live ones, no gap
 });
 
 Deno.test("Hub says messages were lost when history no longer covers the gap", () => {
-  const hub = new Hub({ historySize: 3, historyBytes: 1 << 20, epoch: "e" });
+  const hub = memoryHub({ historySize: 3, historyBytes: 1 << 20, epoch: "e" });
   for (let i = 1; i <= 10; i++) hub.publish("news", { kind: "text", text: `m${i}` });
   const a = new Recorder();
   hub.subscribe(a, "news", { epoch: "e", id: 2 });
@@ -118,7 +124,7 @@ Deno.test("Hub says messages were lost when history no longer covers the gap", (
 });
 
 Deno.test("Hub says messages were lost when the epoch is another run's", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "new" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "new" });
   hub.publish("news", { kind: "text", text: "m1" });
   const a = new Recorder();
   hub.subscribe(a, "news", { epoch: "old", id: 1 });
@@ -127,7 +133,7 @@ Deno.test("Hub says messages were lost when the epoch is another run's", () => {
 });
 
 Deno.test("Hub unsubscribe stops delivery and forgets empty channels without history", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20 });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20 });
   const a = new Recorder();
   assert(hub.subscribe(a, "x"));
   assert(!hub.subscribe(a, "x"), "a second subscribe is refused");
@@ -166,7 +172,7 @@ Deno.test("envelope escapes the channel and data as JSON", () => {
 });
 
 Deno.test("a subscriber closed during its replay does not stay in the channel", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
   for (let i = 0; i < 3; i++) hub.publish("news", { kind: "text", text: `m${i}` });
   // Like a connection whose queue overflows: the second replayed frame closes it, and closing
   // unsubscribes it from everything (what the push handler's onClosing does).
@@ -191,7 +197,7 @@ Deno.test("a subscriber closed during its replay does not stay in the channel", 
 });
 
 /** A subscriber with a bounded queue that drains only when the test says so (its writer). */
-class Paced implements Subscriber {
+export class Paced implements Subscriber {
   static #next = 500_000;
   readonly id = Paced.#next++;
   readonly maxQueueBytes: number;
@@ -236,7 +242,7 @@ class Paced implements Subscriber {
 const text = (n: number) => ({ kind: "text" as const, text: "x".repeat(n) });
 
 Deno.test("Hub streams a resume larger than the queue, paced by the writer, gap-free", () => {
-  const hub = new Hub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
+  const hub = memoryHub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
   for (let i = 0; i < 200; i++) hub.publish("news", text(1_000)); // ~200 KB of history
   const client = new Paced(8 * 1024); // a queue far smaller than the replay
   hub.subscribe(client, "news", { epoch: "e1", id: 0 });
@@ -255,7 +261,7 @@ Deno.test("Hub streams a resume larger than the queue, paced by the writer, gap-
 });
 
 Deno.test("Hub tells a replay that history evicted what it had not reached yet, then goes live", () => {
-  const hub = new Hub({ historySize: 20, historyBytes: 1 << 30, epoch: "e1" });
+  const hub = memoryHub({ historySize: 20, historyBytes: 1 << 30, epoch: "e1" });
   for (let i = 0; i < 15; i++) hub.publish("news", text(1_000));
   const client = new Paced(4 * 1024);
   hub.subscribe(client, "news", { epoch: "e1", id: 0 });
@@ -275,15 +281,20 @@ Deno.test("Hub tells a replay that history evicted what it had not reached yet, 
 });
 
 Deno.test("Hub drops idle channels after the TTL, keeps listened ones, never reuses ids", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, historyTtl: 60_000, epoch: "e1" });
+  const hub = memoryHub({
+    historySize: 10,
+    historyBytes: 1 << 20,
+    historyTtl: 60_000,
+    epoch: "e1",
+  });
   try {
     for (let i = 0; i < 3; i++) hub.publish("idle", text(10));
     hub.publish("listened", text(10));
     const client = new Recorder();
     hub.subscribe(client, "listened");
-    hub.sweep(clockMs() + 59_000);
+    hub.broker.sweep(clockMs() + 59_000);
     assertEquals(hub.stats().channels, 2, "not yet old enough");
-    hub.sweep(clockMs() + 60_000);
+    hub.broker.sweep(clockMs() + 60_000);
     assertEquals(hub.stats(), { channels: 1, active: 1, historyMessages: 1, historyBytes: 64 });
     // Made again: its ids continue above the dropped ones, so an old position is lost, not
     // mistaken for a position in the new history.
@@ -301,7 +312,7 @@ Deno.test("Hub drops idle channels after the TTL, keeps listened ones, never reu
 });
 
 Deno.test("Hub paces a client resuming two channels at once: both replays complete", () => {
-  const hub = new Hub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
+  const hub = memoryHub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
   for (let i = 0; i < 50; i++) {
     hub.publish("a", text(1_000));
     hub.publish("b", text(1_000));
