@@ -7,80 +7,15 @@ import { assertEquals } from "@std/assert";
 import { Hub } from "../../src/push/hub.ts";
 import { MemoryBroker } from "../../src/push/memory_broker.ts";
 import { RedisBroker } from "../../src/push/redis_broker.ts";
-import type { Broker, Position, Publication } from "../../src/push/broker.ts";
-import type { Subscriber } from "../../src/push/subscriptions.ts";
-import { MessageReader } from "../../src/protocol/message.ts";
+import type { Broker, Position } from "../../src/push/broker.ts";
 import { parseRedisUrl } from "../../src/redis/url.ts";
 import { Logger } from "../../src/log.ts";
 import { deadline, startRedisServer } from "../support/redis_server.ts";
+import { Paced, Recorder, text, until } from "../support/subscribers.ts";
 
 const HISTORY = 20;
 
-/**
- * A client with a bounded queue that its "writer" drains only when the test says so; it
- * records notices (as JSON) and the ids of publications it read.
- */
-class Client implements Subscriber {
-  static #next = 1;
-  readonly id = Client.#next++;
-  readonly maxQueueBytes: number;
-  queuedBytes = 0;
-  notices: Record<string, unknown>[] = [];
-  ids: number[] = [];
-  #queue: Uint8Array[] = [];
-  #drained: (() => void) | null = null;
-  #changed: (() => void) | null = null;
-  #reader = new MessageReader({ role: "client", maxMessageBytes: 1 << 20 }, (e) => {
-    if (e.type === "text") this.ids.push(JSON.parse(e.data).id);
-  });
-  constructor(maxQueueBytes = Infinity) {
-    this.maxQueueBytes = maxQueueBytes;
-  }
-  sendFrame(frame: Uint8Array): boolean {
-    this.#queue.push(frame);
-    this.queuedBytes += frame.length;
-    // An unbounded client writes at once, like an idle writer.
-    if (this.maxQueueBytes === Infinity) this.write();
-    this.#changed?.();
-    return true;
-  }
-  sendText(text: string): boolean {
-    this.notices.push(JSON.parse(text));
-    this.#changed?.();
-    return true;
-  }
-  onDrain(callback: () => void): void {
-    this.#drained = callback;
-  }
-  /** Writes everything queued, then calls the drain callback. */
-  write(): void {
-    for (const frame of this.#queue.splice(0)) this.#reader.push(frame);
-    this.queuedBytes = 0;
-    const callback = this.#drained;
-    this.#drained = null;
-    callback?.();
-  }
-  /** Resolves once `check` holds (at once with the memory broker), writing whenever asked. */
-  async until(what: string, check: () => boolean, writing = false): Promise<void> {
-    const end = performance.now() + 10_000;
-    while (true) {
-      if (writing) this.write();
-      if (check()) return;
-      if (performance.now() > end) {
-        throw new Error(
-          `timed out waiting for ${what}: ${JSON.stringify(this.notices)} ${this.ids}`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        this.#changed = resolve;
-        setTimeout(resolve, 20); // a write may be due even when nothing new arrived
-      });
-      this.#changed = null;
-    }
-  }
-}
-
-const text = (n: number): Publication => ({ kind: "text", text: "x".repeat(n) });
+type Client = Recorder | Paced;
 
 /** What one scenario showed the client: notices with epochs replaced, and the ids it read. */
 interface Seen {
@@ -104,65 +39,65 @@ function seen(client: Client, epoch: string): Seen {
 /** Subscribes and waits until the `subscribed` notice and the ids up to `last` arrived. */
 async function join(hub: Hub, client: Client, channel: string, last: number, since?: Position) {
   hub.subscribe(client, channel, since);
-  await client.until(
+  await until(
     "the subscribed notice",
     () => client.notices.some((n) => n.notice === "subscribed"),
   );
-  await client.until(`id ${last}`, () => last === 0 || client.ids.at(-1) === last, true);
+  await until(`id ${last}`, () => last === 0 || client.ids.at(-1) === last);
 }
 
 /** The scenarios, each against a hub of its own (Redis ids start above every channel's). */
 const scenarios: Record<string, (hub: Hub) => Promise<Seen>> = {
   async fresh(hub) {
     const epoch = await publishN(hub, "fresh", 3);
-    const client = new Client();
+    const client = new Recorder();
     await join(hub, client, "fresh", 0);
     return seen(client, epoch);
   },
   async recovered(hub) {
     const epoch = await publishN(hub, "recovered", 5);
-    const client = new Client();
+    const client = new Recorder();
     await join(hub, client, "recovered", 5, { epoch, id: 2 });
     return seen(client, epoch);
   },
   async gap(hub) {
     const epoch = await publishN(hub, "gap", 30); // history keeps 11..30
-    const client = new Client();
+    const client = new Recorder();
     await join(hub, client, "gap", 0, { epoch, id: 2 });
     return seen(client, epoch);
   },
   async stale(hub) {
     const epoch = await publishN(hub, "stale", 1);
-    const client = new Client();
+    const client = new Recorder();
     await join(hub, client, "stale", 0, { epoch: "elsewhere", id: 1 });
     return seen(client, epoch);
   },
   async paced(hub) {
     // 15 KB through a 4 KiB queue, at most half of it at a time.
     const epoch = await publishN(hub, "paced", 15, 1_000);
-    const client = new Client(4 * 1024);
+    const client = new Paced(4 * 1024);
     hub.subscribe(client, "paced", { epoch, id: 0 });
-    await client.until("all 15", () => client.ids.at(-1) === 15, true);
+    await until("all 15", () => client.ids.at(-1) === 15, () => client.write());
     return seen(client, epoch);
   },
   async evicted(hub) {
     // Paced (one ~1 KB frame fills the 2 KiB replay budget), and history evicts what the
     // replay has not reached yet while it waits for its writer: a lost notice, then live.
     const epoch = await publishN(hub, "evicted", 15, 1_000);
-    const client = new Client(4 * 1024);
-    const watcher = new Client(); // a live subscriber: once it has id 45, so has the replay
+    const client = new Paced(4 * 1024);
+    const watcher = new Recorder(); // a live subscriber: once it has id 45, so has the replay
     await join(hub, watcher, "evicted", 0);
     hub.subscribe(client, "evicted", { epoch, id: 0 });
-    await client.until("the first frames queued", () => client.queuedBytes > 0);
+    await until("the first frames queued", () => client.queuedBytes > 0);
     await publishN(hub, "evicted", 30, 1_000); // ids 16..45; history keeps 26..45
-    await watcher.until("id 45", () => watcher.ids.at(-1) === 45);
-    await client.until(
+    await until("id 45", () => watcher.ids.at(-1) === 45);
+    await until(
       "the lost notice",
       () => client.notices.some((n) => n.notice === "lost"),
-      true,
+      () => client.write(),
     );
     await hub.publish("evicted", text(10));
-    await client.until("id 46", () => client.ids.at(-1) === 46, true);
+    await until("id 46", () => client.ids.at(-1) === 46, () => client.write());
     return seen(client, epoch);
   },
 };

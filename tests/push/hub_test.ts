@@ -2,45 +2,8 @@
  * The hub: notices, once-encoded broadcasts, publish order, resume and unsubscribe.
  */
 import { assert, assertEquals, assertStrictEquals } from "@std/assert";
-import { Hub } from "../../src/push/hub.ts";
-import { MemoryBroker, type MemoryBrokerOptions } from "../../src/push/memory_broker.ts";
-import { isValidChannelName, parsePosition } from "../../src/push/channel_hub.ts";
-import { envelope } from "../../src/push/broker.ts";
 import type { Subscriber } from "../../src/push/subscriptions.ts";
-import { MessageReader } from "../../src/protocol/message.ts";
-import { clockMs } from "../../src/clock.ts";
-
-/** The in-process engine: a hub on a memory broker. */
-export function memoryHub(options: MemoryBrokerOptions): Hub<MemoryBroker> {
-  return new Hub(new MemoryBroker(options));
-}
-
-/** A subscriber that records what it was sent, decoding frames back to text. */
-export class Recorder implements Subscriber {
-  static #next = 1;
-  readonly id = Recorder.#next++;
-  frames: Uint8Array[] = [];
-  texts: string[] = [];
-  #reader = new MessageReader({ role: "client", maxMessageBytes: 1 << 20 }, (e) => {
-    if (e.type === "text") this.texts.push(e.data);
-  });
-  sendFrame(frame: Uint8Array): boolean {
-    this.frames.push(frame);
-    this.#reader.push(frame);
-    return true;
-  }
-  sendText(text: string): boolean {
-    this.texts.push(text);
-    return true;
-  }
-  get json(): Record<string, unknown>[] {
-    return this.texts.map((t) => JSON.parse(t));
-  }
-  // A queue that never fills: it drains as fast as anything is sent.
-  readonly queuedBytes = 0;
-  readonly maxQueueBytes = Infinity;
-  onDrain(): void {}
-}
+import { memoryHub, Paced, Recorder, text } from "../support/subscribers.ts";
 
 Deno.test("Hub sends a subscribed notice, then publications as envelopes", () => {
   const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
@@ -153,24 +116,6 @@ Deno.test("Hub unsubscribe stops delivery and forgets empty channels without his
   });
 });
 
-Deno.test("channel names and positions are validated", () => {
-  for (const ok of ["news", "a", "A.b-c_9", "x".repeat(64)]) assert(isValidChannelName(ok), ok);
-  for (const bad of ["", "x".repeat(65), "a b", "a:b", "a,b", "é", "a/b"]) {
-    assert(!isValidChannelName(bad), bad);
-  }
-  assertEquals(parsePosition("k3x9:42"), { epoch: "k3x9", id: 42 });
-  for (const bad of ["k3x9", ":1", "k3x9:", "k3x9:-1", "k3x9:1.5", "a b:1"]) {
-    assertEquals(parsePosition(bad), null);
-  }
-});
-
-Deno.test("envelope escapes the channel and data as JSON", () => {
-  assertEquals(
-    JSON.parse(envelope("c", "e", 7, { kind: "text", text: 'quote " and \n newline' })),
-    { channel: "c", epoch: "e", id: 7, data: 'quote " and \n newline' },
-  );
-});
-
 Deno.test("a subscriber closed during its replay does not stay in the channel", () => {
   const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
   for (let i = 0; i < 3; i++) hub.publish("news", { kind: "text", text: `m${i}` });
@@ -195,51 +140,6 @@ Deno.test("a subscriber closed during its replay does not stay in the channel", 
   assertEquals(hub.publish("news", { kind: "text", text: "later" }).delivered, 0);
   assertEquals(sent, 2, "nothing is sent to it after it closed");
 });
-
-/** A subscriber with a bounded queue that drains only when the test says so (its writer). */
-export class Paced implements Subscriber {
-  static #next = 500_000;
-  readonly id = Paced.#next++;
-  readonly maxQueueBytes: number;
-  queuedBytes = 0;
-  closed = false;
-  ids: number[] = [];
-  texts: string[] = [];
-  #queue: Uint8Array[] = [];
-  #drained: (() => void) | null = null;
-  #reader = new MessageReader({ role: "client", maxMessageBytes: 1 << 20 }, (e) => {
-    if (e.type === "text") this.ids.push(JSON.parse(e.data).id);
-  });
-  constructor(maxQueueBytes: number) {
-    this.maxQueueBytes = maxQueueBytes;
-  }
-  sendFrame(frame: Uint8Array): boolean {
-    if (this.closed) return false;
-    if (this.queuedBytes + frame.length > this.maxQueueBytes) return !(this.closed = true);
-    this.#queue.push(frame);
-    this.queuedBytes += frame.length;
-    return true;
-  }
-  sendText(text: string): boolean {
-    this.texts.push(text);
-    return true;
-  }
-  onDrain(callback: () => void): void {
-    this.#drained = callback;
-  }
-  /** The writer writes everything queued, then calls the drain callback. Whether any waited. */
-  write(): boolean {
-    const wrote = this.#queue.length > 0;
-    for (const frame of this.#queue.splice(0)) this.#reader.push(frame);
-    this.queuedBytes = 0;
-    const callback = this.#drained;
-    this.#drained = null;
-    callback?.();
-    return wrote;
-  }
-}
-
-const text = (n: number) => ({ kind: "text" as const, text: "x".repeat(n) });
 
 Deno.test("Hub streams a resume larger than the queue, paced by the writer, gap-free", () => {
   const hub = memoryHub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
@@ -278,37 +178,6 @@ Deno.test("Hub tells a replay that history evicted what it had not reached yet, 
   const replayed = Array.from({ length: sent }, (_, i) => i + 1);
   assertEquals(client.ids, [...replayed, 46], "what it got, then live after the lost notice");
   assertEquals(client.closed, false);
-});
-
-Deno.test("Hub drops idle channels after the TTL, keeps listened ones, never reuses ids", () => {
-  const hub = memoryHub({
-    historySize: 10,
-    historyBytes: 1 << 20,
-    historyTtl: 60_000,
-    epoch: "e1",
-  });
-  try {
-    for (let i = 0; i < 3; i++) hub.publish("idle", text(10));
-    hub.publish("listened", text(10));
-    const client = new Recorder();
-    hub.subscribe(client, "listened");
-    hub.broker.sweep(clockMs() + 59_000);
-    assertEquals(hub.stats().channels, 2, "not yet old enough");
-    hub.broker.sweep(clockMs() + 60_000);
-    assertEquals(hub.stats(), { channels: 1, active: 1, historyMessages: 1, historyBytes: 64 });
-    // Made again: its ids continue above the dropped ones, so an old position is lost, not
-    // mistaken for a position in the new history.
-    assertEquals(hub.publish("idle", text(10)).id, 4);
-    const late = new Recorder();
-    hub.subscribe(late, "idle", { epoch: "e1", id: 2 });
-    assertEquals(late.json[0].notice, "lost");
-    const current = new Recorder();
-    hub.subscribe(current, "idle", { epoch: "e1", id: 3 });
-    assertEquals(current.json[0].recovered, true);
-    assertEquals(current.texts.length, 2, "id 4 replayed");
-  } finally {
-    hub.close();
-  }
 });
 
 Deno.test("Hub paces a client resuming two channels at once: both replays complete", () => {
