@@ -87,6 +87,7 @@ export class MemoryBroker implements Broker {
     }
   }
 
+  /** Registers the engine's callbacks. */
   attach(events: BrokerEvents): void {
     this.#events = events;
   }
@@ -132,10 +133,12 @@ export class MemoryBroker implements Broker {
     return { epoch: this.epoch, id, delivered };
   }
 
+  /** The epoch and the channel's last id (making the channel, as a subscribe always did). */
   channelState(channel: string): ChannelState {
     return { epoch: this.epoch, lastId: this.#channel(channel).history.lastId, fresh: false };
   }
 
+  /** Up to `limit` entries after `id` from the ring (from its oldest when `id + 1` is gone). */
   historyAfter(channel: string, id: number, limit: number): HistoryEntry[] {
     const history = this.#channels.get(channel)?.history;
     if (history === undefined) return [];
@@ -147,10 +150,12 @@ export class MemoryBroker implements Broker {
     return entries;
   }
 
+  /** Marks the channel listened: publications reach the engine, and the sweep spares it. */
   watch(channel: string): void {
     this.#channel(channel).watched = true;
   }
 
+  /** No local subscriber is left: the sweep may drop it (at once when never published to). */
   unwatch(channel: string): void {
     const ch = this.#channels.get(channel);
     if (!ch) return;
@@ -164,6 +169,7 @@ export class MemoryBroker implements Broker {
     return null;
   }
 
+  /** Channels and the history held in this process. */
   stats(): BrokerStats {
     let historyMessages = 0;
     let historyBytes = 0;

@@ -167,9 +167,7 @@ export class Recovery {
     const fail = (err: unknown) => this.#failed(channel, attempt, err);
     this.#when(this.#broker.watch(channel), () => {
       this.#when(this.#broker.channelState(channel), (now) => {
-        const local = this.#local.of(channel);
-        if (!local) return;
-        for (const [subscriber, state] of [...local]) {
+        for (const [subscriber, state] of this.#local.catchingUp(channel)) {
           if (state.pending === null || state.busy) continue; // another catch-up has it
           if (!this.#local.current(channel, subscriber, state)) continue; // left meanwhile
           this.#recover(subscriber, channel, state, now, fail);
@@ -196,7 +194,7 @@ export class Recovery {
   }
 
   #failed(channel: string, attempt: number, err: unknown): void {
-    for (const state of this.#local.of(channel)?.values() ?? []) state.busy = false;
+    for (const [, state] of this.#local.catchingUp(channel)) state.busy = false;
     const delay = this.#broker.retryDelay(err, attempt);
     if (delay === null || this.#closed) return;
     // An error reply leaves subscribers pending with no notice: try again, backing off.
@@ -296,7 +294,8 @@ export class Recovery {
     state.pending = null;
     state.busy = false;
     // A hole between history and the held publications: fetch it in another round.
-    if (!deliverInOrder(subscriber, state, pending)) this.catchUp(channel);
+    if (deliverInOrder(subscriber, state, pending)) this.#local.live(channel, state);
+    else this.catchUp(channel);
   }
 
   /** The next page after what `subscriber` got. */

@@ -126,6 +126,7 @@ export class RedisBroker implements Broker {
     });
   }
 
+  /** Registers the engine's callbacks. */
   attach(events: BrokerEvents): void {
     this.#events = events;
   }
@@ -149,6 +150,7 @@ export class RedisBroker implements Broker {
     return `${this.#prefix}ch:${channel}`;
   }
 
+  /** Runs the publish script; rejects with {@linkcode HubUnavailableError} while Redis is away. */
   async publish(channel: string, data: Publication): Promise<PublishResult> {
     let reply;
     try {
@@ -238,6 +240,7 @@ export class RedisBroker implements Broker {
     return this.#subscriber.subscribe(this.#pubsubChannel(channel));
   }
 
+  /** Unsubscribes from the channel in Redis (in the background). */
   unwatch(channel: string): void {
     this.#watched.delete(channel);
     const task = this.#subscriber.unsubscribe(this.#pubsubChannel(channel)).catch(() => {});
@@ -250,11 +253,13 @@ export class RedisBroker implements Broker {
     return err instanceof RedisUnavailableError ? null : Math.round(reconnectDelay(attempt));
   }
 
+  /** Watched channels; no history is held in this process. */
   stats(): BrokerStats {
     // History lives in Redis; this process holds none of it.
     return { channels: this.#watched.size, historyMessages: 0, historyBytes: 0 };
   }
 
+  /** "degraded" while either Redis connection is down. */
   health(): { status: "ok" | "degraded"; reason?: string } {
     if (this.#client.connected && this.#subscriber.connected) return { status: "ok" };
     return {
@@ -263,6 +268,7 @@ export class RedisBroker implements Broker {
     };
   }
 
+  /** Closes both connections and waits for background unsubscribes. */
   async close(): Promise<void> {
     await Promise.all([this.#client.close(), this.#subscriber.close()]);
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);

@@ -93,6 +93,8 @@ export class SubscriptionIndex {
 
 /** One local subscriber's progress on one channel. */
 export interface SubscriberState {
+  /** Whose progress this is (kept here so the fan-out iterates values only). */
+  readonly subscriber: Subscriber;
   /** The last id queued to it. */
   lastId: number;
   /** The epoch `lastId` belongs to. */
@@ -145,9 +147,41 @@ export function deliverInOrder(
   return true;
 }
 
+/** One channel's local subscribers. */
+class LocalChannel {
+  /** Every local subscriber's progress. */
+  readonly states = new Map<Subscriber, SubscriberState>();
+  /**
+   * The live subscribers that got exactly the ids up to {@linkcode LocalChannel.lastId}: the
+   * fan-out's fast path, a plain loop of `sendFrame` as cheap as a set of sockets. Their own
+   * `state.lastId` is brought up to date only when they leave the group.
+   */
+  readonly group = new Set<Subscriber>();
+  /** The last id the group got. */
+  lastId = 0;
+  /** The group's channel had no counter: its next id, whatever it is, continues it. */
+  fresh = false;
+
+  /** Takes `subscriber` out of the group, its state brought up to the group's position. */
+  ungroup(subscriber: Subscriber, state: SubscriberState): void {
+    if (!this.group.delete(subscriber)) return;
+    state.lastId = this.lastId;
+    state.fresh = this.fresh;
+  }
+
+  /** Puts a live `state` in the group when its position is the group's (or the group is empty). */
+  regroup(state: SubscriberState): void {
+    if (this.group.size === 0) {
+      this.lastId = state.lastId;
+      this.fresh = state.fresh;
+    } else if (state.lastId !== this.lastId || state.fresh !== this.fresh) return;
+    this.group.add(state.subscriber);
+  }
+}
+
 /** The local subscribers of every channel, with their progress, and the channel index. */
 export class LocalSubscriptions {
-  readonly #channels = new Map<string, Map<Subscriber, SubscriberState>>();
+  readonly #channels = new Map<string, LocalChannel>();
   readonly #index = new SubscriptionIndex();
 
   /** Channels with local subscribers. */
@@ -160,14 +194,24 @@ export class LocalSubscriptions {
     return this.#channels.keys();
   }
 
-  /** The subscribers of `channel` and their progress (undefined when none). */
-  of(channel: string): ReadonlyMap<Subscriber, SubscriberState> | undefined {
-    return this.#channels.get(channel);
+  /**
+   * The subscribers of `channel` that are joining or catching up (their `pending` is set),
+   * with their progress.
+   */
+  catchingUp(channel: string): [Subscriber, SubscriberState][] {
+    const local = this.#channels.get(channel);
+    if (!local) return [];
+    return [...local.states].filter(([, state]) => state.pending !== null);
   }
 
   /** Whether `state` is still `subscriber`'s subscription to `channel` (not left meanwhile). */
   current(channel: string, subscriber: Subscriber, state: SubscriberState): boolean {
-    return this.#channels.get(channel)?.get(subscriber) === state;
+    return this.#channels.get(channel)?.states.get(subscriber) === state;
+  }
+
+  /** `state` (pending flushed) is live now: it joins the fast path when it can. */
+  live(channel: string, state: SubscriberState): void {
+    if (state.pending === null) this.#channels.get(channel)?.regroup(state);
   }
 
   /** The channels `subscriber` is in. */
@@ -184,8 +228,9 @@ export class LocalSubscriptions {
   add(subscriber: Subscriber, channel: string, since?: Position): boolean {
     if (!this.#index.add(subscriber, channel)) return false;
     let local = this.#channels.get(channel);
-    if (!local) this.#channels.set(channel, local = new Map());
-    local.set(subscriber, {
+    if (!local) this.#channels.set(channel, local = new LocalChannel());
+    local.states.set(subscriber, {
+      subscriber,
       lastId: 0,
       epoch: "",
       pending: [],
@@ -204,8 +249,10 @@ export class LocalSubscriptions {
   remove(subscriber: Subscriber, channel: string): "left" | "last" | null {
     if (!this.#index.remove(subscriber, channel)) return null;
     const local = this.#channels.get(channel);
-    local?.delete(subscriber);
-    if (local?.size !== 0) return "left";
+    if (local === undefined) return "left";
+    local.states.delete(subscriber);
+    local.group.delete(subscriber);
+    if (local.states.size !== 0) return "left";
     this.#channels.delete(channel);
     return "last";
   }
@@ -213,7 +260,10 @@ export class LocalSubscriptions {
   /** From now on, every subscriber holds live publications until a catch-up checked them. */
   holdAll(): void {
     for (const local of this.#channels.values()) {
-      for (const state of local.values()) state.pending ??= [];
+      for (const state of local.states.values()) {
+        local.ungroup(state.subscriber, state);
+        state.pending ??= [];
+      }
     }
   }
 
@@ -231,8 +281,25 @@ export class LocalSubscriptions {
     const local = this.#channels.get(channel);
     if (!local) return 0;
     let delivered = 0;
-    for (const [subscriber, state] of local) {
-      if (state.pending) {
+    const group = local.group;
+    if (group.size > 0) {
+      if (id === local.lastId + 1 || (local.fresh && id > local.lastId)) {
+        local.lastId = id;
+        local.fresh = false;
+        for (const subscriber of group) if (subscriber.sendFrame(frame)) delivered++;
+      } else if (id > local.lastId) {
+        // The whole group missed publications (Redis dropped pub/sub messages, e.g. across a
+        // restart): each leaves it, and the loop below holds this one and reports the gap.
+        for (const subscriber of [...group]) {
+          local.ungroup(subscriber, local.states.get(subscriber)!);
+        }
+      }
+    }
+    // The rest: joining or catching up, or live at another position than the group's.
+    if (local.states.size === group.size) return delivered;
+    for (const state of local.states.values()) {
+      if (group.has(state.subscriber)) continue;
+      if (state.pending !== null) {
         state.pending.push({ id, frame });
         delivered++;
         // A stream paced by a slow reader may run for long: it reads what it misses from
@@ -241,15 +308,15 @@ export class LocalSubscriptions {
           state.pending.shift();
         }
       } else if (id === state.lastId + 1 || (state.fresh && id > state.lastId)) {
-        if (subscriber.sendFrame(frame)) delivered++;
-        state.fresh = false;
         state.lastId = id;
+        state.fresh = false;
+        if (state.subscriber.sendFrame(frame)) delivered++;
+        local.regroup(state);
       } else if (id > state.lastId) {
-        // Publications were missed (Redis dropped pub/sub messages, e.g. across a restart):
-        // hold this one; the catch-up fetches the missing ones from history.
+        // Publications were missed: hold this one; the catch-up fetches the missing ones.
         const expected = state.lastId + 1;
         state.pending = [{ id, frame }];
-        onGap(subscriber, expected);
+        onGap(state.subscriber, expected);
       }
     }
     return delivered;
