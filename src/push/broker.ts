@@ -4,7 +4,6 @@
  *
  * @module
  */
-import type { HistoryEntry } from "./history.ts";
 
 /** The data of one publication, as the publish API received it. */
 export type Publication =
@@ -87,6 +86,14 @@ export function envelopeTemplate(
 export function envelope(channel: string, epoch: string, id: number, data: Publication): string {
   const [head, middle, tail] = envelopeTemplate(channel, data);
   return head + epoch + middle + id + tail;
+}
+
+/** One stored publication. */
+export interface HistoryEntry {
+  /** The publication id within its channel (1, 2, 3 …). */
+  id: number;
+  /** The encoded WebSocket frame that subscribers received. */
+  frame: Uint8Array;
 }
 
 /** Where a channel stands now. */

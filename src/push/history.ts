@@ -5,15 +5,8 @@
  *
  * @module
  */
+import type { HistoryEntry } from "./broker.ts";
 import { reasons } from "./recovery.ts";
-
-/** One stored publication. */
-export interface HistoryEntry {
-  /** The publication id within its channel (1, 2, 3 …). */
-  id: number;
-  /** The encoded WebSocket frame that subscribers received. */
-  frame: Uint8Array;
-}
 
 /** The answer to "what came after id X?". */
 export type Recovery =

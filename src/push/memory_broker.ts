@@ -16,11 +16,12 @@ import {
   type BrokerStats,
   type ChannelState,
   envelope,
+  type HistoryEntry,
   newEpoch,
   type Publication,
   type PublishResult,
 } from "./broker.ts";
-import { History, type HistoryEntry } from "./history.ts";
+import { History } from "./history.ts";
 
 /** Options of {@linkcode MemoryBroker}. */
 export interface MemoryBrokerOptions {

@@ -12,8 +12,7 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import type { Broker, ChannelState, Position } from "./broker.ts";
-import type { HistoryEntry } from "./history.ts";
+import type { Broker, ChannelState, HistoryEntry, Position } from "./broker.ts";
 import {
   deliverInOrder,
   type LocalSubscriptions,

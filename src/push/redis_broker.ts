@@ -25,12 +25,12 @@ import {
   type BrokerStats,
   type ChannelState,
   envelopeTemplate,
+  type HistoryEntry,
   HubUnavailableError,
   newEpoch,
   type Publication,
   type PublishResult,
 } from "./broker.ts";
-import type { HistoryEntry } from "./history.ts";
 
 /** Options of {@linkcode RedisBroker}. */
 export interface RedisBrokerOptions {

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import type { Position } from "./broker.ts";
-import type { HistoryEntry } from "./history.ts";
+import type { HistoryEntry, Position } from "./broker.ts";
 
 /** What a hub needs of a client. */
 export interface Subscriber {
