@@ -14,7 +14,8 @@ import { echoHandler } from "./push/echo_handler.ts";
 import type { ChannelHub } from "./push/channel_hub.ts";
 import { Hub } from "./push/hub.ts";
 import { Backlog } from "./push/backlog.ts";
-import { RedisHub } from "./push/redis_hub.ts";
+import { RedisBroker } from "./push/redis_broker.ts";
+import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
 import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
@@ -50,22 +51,24 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     : undefined;
   let hub: ChannelHub;
   if (config.redis) {
-    const redisHub = new RedisHub({
+    const broker = new RedisBroker({
       redis: parseRedisUrl(config.redis),
       historySize: config.history,
       historyTtl: config.historyTtl,
       logger,
     });
+    hub = new Hub(broker, logger);
     // Not awaited: with Redis down the server still starts, serves its clients and reports
-    // "degraded"; the hub connects (and reconnects) by itself.
-    redisHub.start();
-    hub = redisHub;
+    // "degraded"; the broker connects (and reconnects) by itself.
+    broker.start();
   } else {
-    hub = new Hub({
-      historySize: config.history,
-      historyBytes: config.historyBytes,
-      historyTtl: config.historyTtl,
-    });
+    hub = new Hub(
+      new MemoryBroker({
+        historySize: config.history,
+        historyBytes: config.historyBytes,
+        historyTtl: config.historyTtl,
+      }),
+    );
   }
   // The names both servers answer to (DNS rebinding): the bound address's, --public-hosts, and
   // the host the page is told to connect to.

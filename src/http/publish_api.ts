@@ -10,12 +10,8 @@ import { concatBytes } from "../bytes.ts";
 import type { Backlog } from "../push/backlog.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import {
-  type ChannelHub,
-  HubUnavailableError,
-  isValidChannelName,
-  type Publication,
-} from "../push/channel_hub.ts";
+import { type ChannelHub, isValidChannelName } from "../push/channel_hub.ts";
+import { HubUnavailableError, type Publication } from "../push/broker.ts";
 
 /** Options of {@linkcode createPublishHandler}. */
 export interface PublishOptions {

@@ -5,14 +5,8 @@
  *
  * @module
  */
-
-/** One stored publication. */
-export interface HistoryEntry {
-  /** The publication id within its channel (1, 2, 3 …). */
-  id: number;
-  /** The encoded WebSocket frame that subscribers received. */
-  frame: Uint8Array;
-}
+import type { HistoryEntry } from "./broker.ts";
+import { reasons } from "./recovery.ts";
 
 /** The answer to "what came after id X?". */
 export type Recovery =
@@ -120,12 +114,10 @@ export class History {
    * to {@linkcode History.lastId} recovers nothing and misses nothing).
    */
   gap(id: number): string | null {
-    if (id > this.#lastId) return `id ${id} is ahead of the channel's last id ${this.#lastId}`;
+    if (id > this.#lastId) return reasons.ahead(id, this.#lastId);
     const oldest = this.oldestId;
     if (id === this.#lastId || id + 1 >= oldest) return null;
-    return `history holds ids ${oldest}..${this.#lastId}; ${
-      oldest - id - 1
-    } message(s) after ${id} are gone`;
+    return reasons.gone(id, this.#count > 0 ? oldest : undefined, this.#lastId);
   }
 
   /** The publications after `id`, oldest first, if history still holds all of them. */

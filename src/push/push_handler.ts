@@ -20,12 +20,8 @@ import type { Metrics } from "../metrics.ts";
 import { clockMs } from "../clock.ts";
 import { BURST_FACTOR, takeToken } from "./rate_limit.ts";
 import { runDemoFeed } from "./demo_feed.ts";
-import {
-  type ChannelHub,
-  isValidChannelName,
-  parsePosition,
-  type Position,
-} from "./channel_hub.ts";
+import { type ChannelHub, isValidChannelName, parsePosition } from "./channel_hub.ts";
+import type { Position } from "./broker.ts";
 
 /** Options of {@linkcode createPushHandler}. */
 export interface PushHandlerOptions {

@@ -4,6 +4,7 @@
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
 import { createPublishHandler, isLoopback, toPublication } from "../../src/http/publish_api.ts";
 import { Hub } from "../../src/push/hub.ts";
+import { MemoryBroker } from "../../src/push/memory_broker.ts";
 import { Logger } from "../../src/log.ts";
 import { Metrics } from "../../src/metrics.ts";
 import { startTestServer } from "../support/server.ts";
@@ -102,7 +103,7 @@ Deno.test("with --publish-token, publishing needs the bearer token (401 otherwis
 
 Deno.test("without a token, only loopback peers may publish (403 otherwise)", async () => {
   const handler = createPublishHandler({
-    hub: new Hub({ historySize: 1, historyBytes: 1024 }),
+    hub: new Hub(new MemoryBroker({ historySize: 1, historyBytes: 1024 })),
     token: "",
     maxMessageBytes: 1024,
     logger: new Logger("silent"),

@@ -136,35 +136,3 @@ Deno.test("a client that never reads is dropped as a slow consumer; a fast one g
   assertEquals(server.metrics.slowConsumerDisconnects, 1);
   assertGreater(server.metrics.messagesPushed, total);
 });
-
-Deno.test("SubscriptionIndex keeps one, several and no channels per subscriber", async () => {
-  const { SubscriptionIndex } = await import("../../src/push/channel_hub.ts");
-  const index = new SubscriptionIndex();
-  const a = {} as never, b = {} as never;
-  assertEquals([...index.of(a)], []);
-  assertEquals(index.add(a, "x"), true);
-  assertEquals(index.add(a, "x"), false);
-  assertEquals([...index.of(a)], ["x"]);
-  assertEquals(index.add(a, "y"), true);
-  assertEquals(index.add(a, "y"), false);
-  assertEquals(index.add(b, "y"), true);
-  assertEquals([...index.of(a)].sort(), ["x", "y"]);
-  assertEquals(index.list(a).sort(), ["x", "y"]);
-  assertEquals([index.has(a, "x"), index.has(a, "z"), index.has(b, "y"), index.has(b, "x")], [
-    true,
-    false,
-    true,
-    false,
-  ]);
-  assertEquals(index.remove(a, "z"), false);
-  assertEquals(index.remove(b, "x"), false);
-  assertEquals(index.remove(a, "x"), true);
-  assertEquals([...index.of(a)], ["y"]);
-  assertEquals(index.remove(a, "y"), true);
-  assertEquals(index.remove(a, "y"), false);
-  assertEquals([...index.of(a)], []);
-  assertEquals([...index.of(b)], ["y"]);
-  assertEquals(index.remove(b, "y"), true);
-  assertEquals([...index.of(b)], []);
-  assertEquals([index.list(b), index.has(b, "y")], [[], false]);
-});

@@ -2,45 +2,11 @@
  * The hub: notices, once-encoded broadcasts, publish order, resume and unsubscribe.
  */
 import { assert, assertEquals, assertStrictEquals } from "@std/assert";
-import { Hub } from "../../src/push/hub.ts";
-import {
-  envelope,
-  isValidChannelName,
-  parsePosition,
-  type Subscriber,
-} from "../../src/push/channel_hub.ts";
-import { MessageReader } from "../../src/protocol/message.ts";
-import { clockMs } from "../../src/clock.ts";
-
-/** A subscriber that records what it was sent, decoding frames back to text. */
-class Recorder implements Subscriber {
-  static #next = 1;
-  readonly id = Recorder.#next++;
-  frames: Uint8Array[] = [];
-  texts: string[] = [];
-  #reader = new MessageReader({ role: "client", maxMessageBytes: 1 << 20 }, (e) => {
-    if (e.type === "text") this.texts.push(e.data);
-  });
-  sendFrame(frame: Uint8Array): boolean {
-    this.frames.push(frame);
-    this.#reader.push(frame);
-    return true;
-  }
-  sendText(text: string): boolean {
-    this.texts.push(text);
-    return true;
-  }
-  get json(): Record<string, unknown>[] {
-    return this.texts.map((t) => JSON.parse(t));
-  }
-  // A queue that never fills: it drains as fast as anything is sent.
-  readonly queuedBytes = 0;
-  readonly maxQueueBytes = Infinity;
-  onDrain(): void {}
-}
+import type { Subscriber } from "../../src/push/subscriptions.ts";
+import { memoryHub, Paced, Recorder, text } from "../support/subscribers.ts";
 
 Deno.test("Hub sends a subscribed notice, then publications as envelopes", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
   const a = new Recorder();
   hub.subscribe(a, "news");
   assertEquals(hub.publish("news", { kind: "text", text: "hi" }), {
@@ -59,7 +25,7 @@ Deno.test("Hub sends a subscribed notice, then publications as envelopes", () =>
 });
 
 Deno.test("Hub encodes a broadcast once: every subscriber gets the same bytes", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20 });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20 });
   const a = new Recorder();
   const b = new Recorder();
   hub.subscribe(a, "c");
@@ -69,7 +35,7 @@ Deno.test("Hub encodes a broadcast once: every subscriber gets the same bytes", 
 });
 
 Deno.test("Hub keeps channels apart and publish order per channel", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
   const a = new Recorder();
   const b = new Recorder();
   hub.subscribe(a, "one");
@@ -88,7 +54,7 @@ Deno.test("Hub keeps channels apart and publish order per channel", () => {
 });
 
 Deno.test("Hub resumes from history: the missed messages, then live ones, no gap or duplicate", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e" });
   for (let i = 1; i <= 5; i++) hub.publish("news", { kind: "text", text: `m${i}` });
   const a = new Recorder();
   hub.subscribe(a, "news", { epoch: "e", id: 2 });
@@ -104,7 +70,7 @@ Deno.test("Hub resumes from history: the missed messages, then live ones, no gap
 });
 
 Deno.test("Hub says messages were lost when history no longer covers the gap", () => {
-  const hub = new Hub({ historySize: 3, historyBytes: 1 << 20, epoch: "e" });
+  const hub = memoryHub({ historySize: 3, historyBytes: 1 << 20, epoch: "e" });
   for (let i = 1; i <= 10; i++) hub.publish("news", { kind: "text", text: `m${i}` });
   const a = new Recorder();
   hub.subscribe(a, "news", { epoch: "e", id: 2 });
@@ -121,7 +87,7 @@ Deno.test("Hub says messages were lost when history no longer covers the gap", (
 });
 
 Deno.test("Hub says messages were lost when the epoch is another run's", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "new" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "new" });
   hub.publish("news", { kind: "text", text: "m1" });
   const a = new Recorder();
   hub.subscribe(a, "news", { epoch: "old", id: 1 });
@@ -130,7 +96,7 @@ Deno.test("Hub says messages were lost when the epoch is another run's", () => {
 });
 
 Deno.test("Hub unsubscribe stops delivery and forgets empty channels without history", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20 });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20 });
   const a = new Recorder();
   assert(hub.subscribe(a, "x"));
   assert(!hub.subscribe(a, "x"), "a second subscribe is refused");
@@ -150,26 +116,8 @@ Deno.test("Hub unsubscribe stops delivery and forgets empty channels without his
   });
 });
 
-Deno.test("channel names and positions are validated", () => {
-  for (const ok of ["news", "a", "A.b-c_9", "x".repeat(64)]) assert(isValidChannelName(ok), ok);
-  for (const bad of ["", "x".repeat(65), "a b", "a:b", "a,b", "é", "a/b"]) {
-    assert(!isValidChannelName(bad), bad);
-  }
-  assertEquals(parsePosition("k3x9:42"), { epoch: "k3x9", id: 42 });
-  for (const bad of ["k3x9", ":1", "k3x9:", "k3x9:-1", "k3x9:1.5", "a b:1"]) {
-    assertEquals(parsePosition(bad), null);
-  }
-});
-
-Deno.test("envelope escapes the channel and data as JSON", () => {
-  assertEquals(
-    JSON.parse(envelope("c", "e", 7, { kind: "text", text: 'quote " and \n newline' })),
-    { channel: "c", epoch: "e", id: 7, data: 'quote " and \n newline' },
-  );
-});
-
 Deno.test("a subscriber closed during its replay does not stay in the channel", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
+  const hub = memoryHub({ historySize: 10, historyBytes: 1 << 20, epoch: "e1" });
   for (let i = 0; i < 3; i++) hub.publish("news", { kind: "text", text: `m${i}` });
   // Like a connection whose queue overflows: the second replayed frame closes it, and closing
   // unsubscribes it from everything (what the push handler's onClosing does).
@@ -193,53 +141,8 @@ Deno.test("a subscriber closed during its replay does not stay in the channel", 
   assertEquals(sent, 2, "nothing is sent to it after it closed");
 });
 
-/** A subscriber with a bounded queue that drains only when the test says so (its writer). */
-class Paced implements Subscriber {
-  static #next = 500_000;
-  readonly id = Paced.#next++;
-  readonly maxQueueBytes: number;
-  queuedBytes = 0;
-  closed = false;
-  ids: number[] = [];
-  texts: string[] = [];
-  #queue: Uint8Array[] = [];
-  #drained: (() => void) | null = null;
-  #reader = new MessageReader({ role: "client", maxMessageBytes: 1 << 20 }, (e) => {
-    if (e.type === "text") this.ids.push(JSON.parse(e.data).id);
-  });
-  constructor(maxQueueBytes: number) {
-    this.maxQueueBytes = maxQueueBytes;
-  }
-  sendFrame(frame: Uint8Array): boolean {
-    if (this.closed) return false;
-    if (this.queuedBytes + frame.length > this.maxQueueBytes) return !(this.closed = true);
-    this.#queue.push(frame);
-    this.queuedBytes += frame.length;
-    return true;
-  }
-  sendText(text: string): boolean {
-    this.texts.push(text);
-    return true;
-  }
-  onDrain(callback: () => void): void {
-    this.#drained = callback;
-  }
-  /** The writer writes everything queued, then calls the drain callback. Whether any waited. */
-  write(): boolean {
-    const wrote = this.#queue.length > 0;
-    for (const frame of this.#queue.splice(0)) this.#reader.push(frame);
-    this.queuedBytes = 0;
-    const callback = this.#drained;
-    this.#drained = null;
-    callback?.();
-    return wrote;
-  }
-}
-
-const text = (n: number) => ({ kind: "text" as const, text: "x".repeat(n) });
-
 Deno.test("Hub streams a resume larger than the queue, paced by the writer, gap-free", () => {
-  const hub = new Hub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
+  const hub = memoryHub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
   for (let i = 0; i < 200; i++) hub.publish("news", text(1_000)); // ~200 KB of history
   const client = new Paced(8 * 1024); // a queue far smaller than the replay
   hub.subscribe(client, "news", { epoch: "e1", id: 0 });
@@ -258,7 +161,7 @@ Deno.test("Hub streams a resume larger than the queue, paced by the writer, gap-
 });
 
 Deno.test("Hub tells a replay that history evicted what it had not reached yet, then goes live", () => {
-  const hub = new Hub({ historySize: 20, historyBytes: 1 << 30, epoch: "e1" });
+  const hub = memoryHub({ historySize: 20, historyBytes: 1 << 30, epoch: "e1" });
   for (let i = 0; i < 15; i++) hub.publish("news", text(1_000));
   const client = new Paced(4 * 1024);
   hub.subscribe(client, "news", { epoch: "e1", id: 0 });
@@ -277,34 +180,8 @@ Deno.test("Hub tells a replay that history evicted what it had not reached yet, 
   assertEquals(client.closed, false);
 });
 
-Deno.test("Hub drops idle channels after the TTL, keeps listened ones, never reuses ids", () => {
-  const hub = new Hub({ historySize: 10, historyBytes: 1 << 20, historyTtl: 60_000, epoch: "e1" });
-  try {
-    for (let i = 0; i < 3; i++) hub.publish("idle", text(10));
-    hub.publish("listened", text(10));
-    const client = new Recorder();
-    hub.subscribe(client, "listened");
-    hub.sweep(clockMs() + 59_000);
-    assertEquals(hub.stats().channels, 2, "not yet old enough");
-    hub.sweep(clockMs() + 60_000);
-    assertEquals(hub.stats(), { channels: 1, active: 1, historyMessages: 1, historyBytes: 64 });
-    // Made again: its ids continue above the dropped ones, so an old position is lost, not
-    // mistaken for a position in the new history.
-    assertEquals(hub.publish("idle", text(10)).id, 4);
-    const late = new Recorder();
-    hub.subscribe(late, "idle", { epoch: "e1", id: 2 });
-    assertEquals(late.json[0].notice, "lost");
-    const current = new Recorder();
-    hub.subscribe(current, "idle", { epoch: "e1", id: 3 });
-    assertEquals(current.json[0].recovered, true);
-    assertEquals(current.texts.length, 2, "id 4 replayed");
-  } finally {
-    hub.close();
-  }
-});
-
 Deno.test("Hub paces a client resuming two channels at once: both replays complete", () => {
-  const hub = new Hub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
+  const hub = memoryHub({ historySize: 1_000, historyBytes: 1 << 30, epoch: "e1" });
   for (let i = 0; i < 50; i++) {
     hub.publish("a", text(1_000));
     hub.publish("b", text(1_000));

@@ -8,6 +8,7 @@ import { type App, startApp } from "../../src/app.ts";
 import { type Config, parseConfig } from "../../src/config.ts";
 import { Logger } from "../../src/log.ts";
 import { Hub } from "../../src/push/hub.ts";
+import { MemoryBroker } from "../../src/push/memory_broker.ts";
 
 /** A running test server and what it logged. */
 export interface TestServer extends App {
@@ -46,7 +47,9 @@ export async function startTestServer(args: string[] = []): Promise<TestServer> 
   return {
     ...app,
     logs,
-    epoch: app.hub instanceof Hub ? app.hub.epoch : "",
+    epoch: app.hub instanceof Hub && app.hub.broker instanceof MemoryBroker
+      ? app.hub.broker.epoch
+      : "",
     wsUrl: `ws://127.0.0.1:${app.wsAddr.port}`,
     httpUrl: `http://127.0.0.1:${app.httpAddr.port}`,
     waitForLog(text) {

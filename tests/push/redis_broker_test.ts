@@ -1,5 +1,5 @@
 /**
- * The Redis hub against a real redis-server, in-process: key TTLs and ids across expiry, a
+ * The Redis broker against a real redis-server, in-process: key TTLs and ids across expiry, a
  * resume larger than the client's queue, every join waiting for the channel's subscription,
  * catch-ups retried after error replies, and `SET epoch NX` once per connection.
  */
@@ -10,7 +10,8 @@ import { pollUntil, withDeadline } from "../support/async.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { RedisClient } from "../../src/redis/client.ts";
 import { parseRedisUrl } from "../../src/redis/url.ts";
-import { RedisHub } from "../../src/push/redis_hub.ts";
+import type { Hub } from "../../src/push/hub.ts";
+import type { RedisBroker } from "../../src/push/redis_broker.ts";
 import { idsUntil, publishOk, range } from "../support/push_api.ts";
 
 const decoder = new TextDecoder();
@@ -18,7 +19,7 @@ const decoder = new TextDecoder();
 /** Starts the whole server in-process against `redisUrl` and waits for both connections. */
 async function redisServer(redisUrl: string, args: string[] = []): Promise<TestServer> {
   const server = await startTestServer(["--redis", redisUrl, ...args]);
-  await withDeadline((server.hub as RedisHub).ready(), 10_000, "the hub to connect");
+  await withDeadline((server.hub as Hub<RedisBroker>).broker.ready(), 10_000, "the hub to connect");
   return server;
 }
 
