@@ -23,6 +23,13 @@ import type { DeflateParams } from "../protocol/deflate.ts";
 import { DEFLATE_TAIL, stripDeflateTail } from "../protocol/deflate.ts";
 
 const Z_SYNC_FLUSH = zlib.constants.Z_SYNC_FLUSH;
+/**
+ * What follows a message's payload when we inflate it: the §7.2.2 tail (`00 00 ff ff`), then a
+ * final empty stored block (`01 00 00 ff ff`) so zlib must reach a clean end of stream. A
+ * payload cut inside a block then fails (zlib reads our bytes as part of the broken block)
+ * instead of inflating to a silently truncated message, as a sync-flush inflate would.
+ */
+const END_OF_MESSAGE = new Uint8Array([...DEFLATE_TAIL, 0x01, 0x00, 0x00, 0xff, 0xff]);
 /** zlib's output chunk (its default): a bomb costs at most the cap plus about this much. */
 const OUTPUT_CHUNK = 16 * 1024;
 
@@ -168,7 +175,10 @@ export class Inflater {
   finish(): Uint8Array {
     const windowLength = this.#keepWindow ? this.#windowLength : 0;
     const prefix = windowLength > 0 ? 5 + windowLength : 0;
-    const input = new Uint8Array(prefix + this.#compressedBytes + DEFLATE_TAIL.length);
+    // An empty payload is not DEFLATE data ("00" is the empty message, §7.2.3.6), but zlib-based
+    // peers inflate it to nothing without complaint; so do we, without touching the window.
+    if (this.#compressedBytes === 0) return new Uint8Array(0);
+    const input = new Uint8Array(prefix + this.#compressedBytes + END_OF_MESSAGE.length);
     if (prefix > 0) {
       writeStoredHeader(input, windowLength);
       input.set(this.#window!.subarray(0, windowLength), 5);
@@ -178,13 +188,12 @@ export class Inflater {
       input.set(chunk, offset);
       offset += chunk.length;
     }
-    input.set(DEFLATE_TAIL, offset);
+    input.set(END_OF_MESSAGE, offset);
     this.#chunks = [];
     this.#compressedBytes = 0;
     let out: Uint8Array;
     try {
       out = zlib.inflateRawSync(input, {
-        finishFlush: Z_SYNC_FLUSH,
         maxOutputLength: windowLength + this.#maxMessageBytes,
         // The window comes back first: one output chunk for it and a small message halves
         // the cost of a takeover message (zlib's sync loop calls back into JS per chunk).

@@ -149,6 +149,26 @@ Deno.test("Inflater: invalid DEFLATE data closes 1007", () => {
   assertEquals([error.failure, error.closeCode], ["bad-deflate-data", 1007]);
 });
 
+Deno.test("Inflater: a payload cut inside a block is invalid, not a truncated message", () => {
+  const payload = compressMessage(json(2000));
+  for (let length = 1; length < payload.length; length++) {
+    const error = assertThrows(
+      () => inflate2(new Inflater(NO_TAKEOVER, MIB), payload.subarray(0, length)),
+      DeflateError,
+      undefined,
+      `cut at ${length}`,
+    );
+    assertEquals(error.closeCode, 1007);
+  }
+});
+
+Deno.test("Inflater: an empty compressed payload is the empty message, window untouched", () => {
+  const inflater = new Inflater(TAKEOVER, 1024);
+  assertEquals(inflate(inflater, hex("f2 48 cd c9 c9 07 00")), "Hello");
+  assertEquals(inflater.finish().length, 0);
+  assertEquals(inflate(inflater, hex("f2 00 11 00 00")), "Hello");
+});
+
 Deno.test("Inflater: the inflated size is capped exactly at max-message-bytes", () => {
   const message = json(5000);
   const payload = compressMessage(message);
