@@ -106,6 +106,7 @@ for (const size of SIZES) {
   const message = json(size);
   const compressed = compressMessage(message);
   const viaStream = await compressWithStream(message);
+  const level1 = compressMessage(message, { level: 1 });
   // Sanity: both decode to the message, each way.
   for (const payload of [compressed, viaStream]) {
     const back = new Inflater({ clientMaxWindowBits: 15, clientNoContextTakeover: true }, 1 << 20);
@@ -116,9 +117,8 @@ for (const size of SIZES) {
   // byte after a BFINAL block ("failed to write whole buffer"), and §7.2.2 appends four.
   if ((await inflateWithStream(compressed)).length !== size) throw new Error("stream inflate");
   console.log(
-    `${
-      label(size)
-    } JSON: node:zlib ${compressed.length} B, CompressionStream ${viaStream.length} B`,
+    `${label(size)} JSON: node:zlib ${compressed.length} B, level 1 ${level1.length} B, ` +
+      `CompressionStream ${viaStream.length} B`,
   );
   const noTakeover = new Inflater(
     { clientMaxWindowBits: 15, clientNoContextTakeover: true },
