@@ -13,7 +13,7 @@ import { headBuffers, readBuffers } from "./net/read_buffers.ts";
 import { echoHandler } from "./push/echo_handler.ts";
 import type { ChannelHub } from "./push/channel_hub.ts";
 import { Hub } from "./push/hub.ts";
-import { Backlog } from "./push/backlog.ts";
+import { Backlog } from "./net/outbox/backlog.ts";
 import { RedisHub } from "./push/redis_hub.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";

@@ -12,13 +12,13 @@ import { MessageReader, type WebSocketEvent } from "../protocol/message.ts";
 import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { ClientQueue, type QueueConsumer } from "../push/client_queue.ts";
-import type { WriteScheduler } from "../push/write_scheduler.ts";
-import type { Backlog } from "../push/backlog.ts";
-import { runPushLoop, type WriteTracker } from "../push/push_loop.ts";
+import { ClientQueue, type QueueConsumer } from "./outbox/client_queue.ts";
+import type { WriteScheduler } from "./outbox/write_scheduler.ts";
+import type { Backlog } from "./outbox/backlog.ts";
+import { runPushLoop, type WriteTracker } from "./outbox/push_loop.ts";
 import { READ_SLOT_BYTES, readBuffers } from "./read_buffers.ts";
 import { clockMs } from "../clock.ts";
-import type { TokenBucket } from "../push/rate_limit.ts";
+import type { TokenBucket } from "./rate_limit.ts";
 
 /** What a route does with its connections. Every method is optional but `onMessage`. */
 export interface ConnectionHandler {

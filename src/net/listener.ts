@@ -22,9 +22,9 @@ import {
 } from "../protocol/handshake.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { writeFully } from "../push/push_loop.ts";
-import { WriteScheduler } from "../push/write_scheduler.ts";
-import type { Backlog } from "../push/backlog.ts";
+import { writeFully } from "./outbox/push_loop.ts";
+import { WriteScheduler } from "./outbox/write_scheduler.ts";
+import type { Backlog } from "./outbox/backlog.ts";
 import {
   Connection,
   type ConnectionHandler,

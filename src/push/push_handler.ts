@@ -18,7 +18,7 @@ import type { Connection, ConnectionHandler } from "../net/connection.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { clockMs } from "../clock.ts";
-import { BURST_FACTOR, takeToken } from "./rate_limit.ts";
+import { BURST_FACTOR, takeToken } from "../net/rate_limit.ts";
 import { runDemoFeed } from "./demo_feed.ts";
 import {
   type ChannelHub,
