@@ -18,26 +18,7 @@ import type { Backlog } from "./outbox/backlog.ts";
 import { runPushLoop, type WriteTracker } from "./outbox/push_loop.ts";
 import { READ_SLOT_BYTES, readBuffers } from "./read_buffers.ts";
 import { clockMs } from "../clock.ts";
-import type { TokenBucket } from "./rate_limit.ts";
-
-/** What a route does with its connections. Every method is optional but `onMessage`. */
-export interface ConnectionHandler {
-  /** Called once the 101 response is queued; start producers here (with `c.signal`). */
-  onOpen?(c: Connection): void;
-  /** A whole text or binary message from the client. */
-  onMessage(
-    c: Connection,
-    message: { type: "text"; data: string } | { type: "binary"; data: Uint8Array },
-  ): void;
-  /**
-   * Called once when the connection starts closing (any reason), right after its signal aborts:
-   * stop routing messages to it. A plain method, not an abort listener, because a listener per
-   * connection costs memory on every idle client.
-   */
-  onClosing?(c: Connection): void;
-  /** Called once, after the socket is closed and both loops have ended. */
-  onClose?(c: Connection): void;
-}
+import type { Peer, PeerHandler, PeerRequest } from "./peer.ts";
 
 /**
  * Limits and collaborators of a {@linkcode Connection}. One object serves every connection of a
@@ -64,39 +45,13 @@ export interface ConnectionOptions {
   /** Drop a pinged client that stays silent this long. */
   pongTimeout: number;
   /** The route's behaviour. */
-  handler: ConnectionHandler;
+  handler: PeerHandler;
   /** Where events are logged. */
   logger: Logger;
   /** Where events are counted. */
   metrics: Metrics;
   /** Called first once the connection has ended (the server drops it from its registry). */
   onFinished?: (c: Connection) => void;
-}
-
-/**
- * The parts of the upgrade request a connection keeps: path, origin and the raw query string.
- * Headers are not kept, and the query is parsed when asked for (handlers read it once, at open),
- * so idle clients do not each hold a `URLSearchParams`.
- */
-export class ConnectionRequest {
-  /** The path of the request target, e.g. "/". */
-  readonly path: string;
-  /** The query string of the request target, with its "?" ("" when none). */
-  readonly search: string;
-  /** The Origin header, when the client is a browser. */
-  readonly origin?: string;
-
-  /** Keeps `path`, `search` and `origin`. */
-  constructor(path: string, search: string, origin?: string) {
-    this.path = path;
-    this.search = search;
-    if (origin !== undefined) this.origin = origin;
-  }
-
-  /** The query, parsed anew at each call. */
-  get query(): URLSearchParams {
-    return new URLSearchParams(this.search);
-  }
 }
 
 /** The state of the close handshake (RFC 6455 §7). */
@@ -113,11 +68,11 @@ const READ_BUFFER_LARGE = 64 * 1024;
  * through the connection, with no promise chain or closure per client (an idle client's memory
  * is mostly such bookkeeping).
  */
-export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
+export class Connection implements WriteTracker, QueueConsumer, Peer {
   /** A process-unique id. */
   readonly id: number;
   /** The upgrade request's path, query and origin. */
-  readonly request: ConnectionRequest;
+  readonly request: PeerRequest;
   /**
    * When the pending write started or last progressed ({@linkcode clockMs}); 0 when no write
    * is pending. Kept by the push loop, read by the stalled-write deadline.
@@ -171,7 +126,7 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
     conn: Deno.Conn,
     options: ConnectionOptions,
     id: number,
-    request: ConnectionRequest,
+    request: PeerRequest,
   ) {
     this.#conn = conn;
     this.#options = options;

@@ -25,13 +25,8 @@ import type { Metrics } from "../metrics.ts";
 import { writeFully } from "./outbox/push_loop.ts";
 import { WriteScheduler } from "./outbox/write_scheduler.ts";
 import type { Backlog } from "./outbox/backlog.ts";
-import {
-  Connection,
-  type ConnectionHandler,
-  type ConnectionOptions,
-  ConnectionRequest,
-  formatAddr,
-} from "./connection.ts";
+import { Connection, type ConnectionOptions, formatAddr } from "./connection.ts";
+import { type PeerHandler, PeerRequest } from "./peer.ts";
 import { HEAD_SLOT_BYTES, headBuffers } from "./read_buffers.ts";
 import { clockMs } from "../clock.ts";
 
@@ -74,7 +69,7 @@ export interface WebSocketServerOptions {
   /** The Host names accepted (403 otherwise); default: those of `hostname` alone. */
   allowedHosts?: HostPolicy;
   /** WebSocket endpoints by path. */
-  routes: Record<string, ConnectionHandler>;
+  routes: Record<string, PeerHandler>;
   /** Where events are logged. */
   logger: Logger;
   /** Where events are counted. */
@@ -358,7 +353,7 @@ export class WebSocketServer {
       conn,
       this.#connectionOptions(request.path),
       this.#nextId++,
-      new ConnectionRequest(request.path, request.search, request.origin),
+      new PeerRequest(request.path, request.search, request.origin),
     );
     // Guarded: at the usual level these fields would be garbage made for nothing, per client.
     if (o.logger.enabled("info")) {
