@@ -12,10 +12,7 @@ import { MessageReader, type WebSocketEvent } from "../protocol/message.ts";
 import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { ClientQueue, type QueueConsumer } from "./outbox/client_queue.ts";
-import type { WriteScheduler } from "./outbox/write_scheduler.ts";
-import type { Backlog } from "./outbox/backlog.ts";
-import { runPushLoop, type WriteTracker } from "./outbox/push_loop.ts";
+import { SocketWriter, type WriterOptions, type WriterOwner } from "./socket_writer.ts";
 import { READ_SLOT_BYTES, readBuffers } from "./read_buffers.ts";
 import { clockMs } from "../clock.ts";
 import type { Peer, PeerHandler, PeerRequest } from "./peer.ts";
@@ -25,21 +22,15 @@ import type { Peer, PeerHandler, PeerRequest } from "./peer.ts";
  * route: what differs per connection (id, request, peer) is passed on its own, because an
  * options object per client is memory on every idle client.
  */
-export interface ConnectionOptions {
+export interface ConnectionOptions extends WriterOptions {
   /** Largest message accepted (1009 beyond). */
   maxMessageBytes: number;
   /** Most frames one message may be split into (1009 beyond). */
   maxFragments: number;
-  /** Bytes that may wait in the outgoing queue (slow consumer beyond). */
-  maxQueueBytes: number;
   /** How long to wait for the peer's close frame after sending ours. */
   closeTimeout: number;
   /** How long a write may make no progress. */
   sendTimeout: number;
-  /** Defers writer wake-ups so publishes coalesce; null writes at once. */
-  scheduler: WriteScheduler | null;
-  /** The server's outgoing backlog, for publisher back-pressure; null counts nothing. */
-  backlog: Backlog | null;
   /** Ping the client after this much silence; 0 disables pings. */
   pingInterval: number;
   /** Drop a pinged client that stays silent this long. */
@@ -62,23 +53,14 @@ const READ_BUFFER_LARGE = 64 * 1024;
 
 /**
  * A server-side WebSocket connection over a `Deno.Conn`, after a successful handshake.
- *
- * It is also the {@linkcode WriteTracker} and {@linkcode QueueConsumer} of its push loop: the
- * loop reports progress and its end to the connection directly, and the queue restarts it
- * through the connection, with no promise chain or closure per client (an idle client's memory
- * is mostly such bookkeeping).
+ * Its frames all go through one {@linkcode SocketWriter}, which reports back through
+ * {@linkcode Connection.writerReport}.
  */
-export class Connection implements WriteTracker, QueueConsumer, Peer {
+export class Connection implements Peer, WriterOwner {
   /** A process-unique id. */
   readonly id: number;
   /** The upgrade request's path, query and origin. */
   readonly request: PeerRequest;
-  /**
-   * When the pending write started or last progressed ({@linkcode clockMs}); 0 when no write
-   * is pending. Kept by the push loop, read by the stalled-write deadline.
-   */
-  writeSince = 0;
-
   /** The route's message rate limit: see {@linkcode TokenBucket} (unused by other routes). */
   rateDebt = 0;
   /** When {@linkcode Connection.rateDebt} was last brought up to date ({@linkcode clockMs}). */
@@ -91,7 +73,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
 
   readonly #conn: Deno.Conn;
   readonly #options: ConnectionOptions;
-  readonly #queue: ClientQueue;
+  readonly #writer: SocketWriter;
   /** Created at the client's first bytes: an idle client holds no parser state. */
   #reader: MessageReader | null = null;
   #state: ConnectionState = "open";
@@ -132,12 +114,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
     this.#options = options;
     this.id = id;
     this.request = request;
-    this.#queue = new ClientQueue(
-      options.maxQueueBytes,
-      options.scheduler,
-      options.backlog,
-      this,
-    );
+    this.#writer = new SocketWriter(conn, options, this);
   }
 
   /** Resolves when the socket is closed and the read and push loops have ended. */
@@ -151,17 +128,19 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
     return this.#finished.promise;
   }
 
-  /** Called by the queue when frames wait again: starts the push loop, which had parked. */
-  resume(): void {
-    // Only a parked queue needs a loop: a second one would interleave writes.
-    if (this.#queue.parked) runPushLoop(this.#queue, this.#conn, this);
+  /**
+   * The writer's one callback (see {@linkcode WriterOwner}): a batch was written, or the writer
+   * ended. Not for endpoints: they see the connection as a {@linkcode Peer}.
+   */
+  writerReport(bytes: number, ended: boolean, error: unknown): void {
+    if (ended) this.#writerEnded(error);
+    else this.#written(bytes);
   }
 
-  /** Called by the push loop after each batch is written in full. */
-  written(bytes: number): void {
+  #written(bytes: number): void {
     this.#options.metrics.bytesPushed += bytes;
     if (this.#buffer === READ_PAUSED && !this.#repliesBehind()) this.#resumeReading();
-    if (this.#onDrained !== null && this.#queue.bytes <= this.#queue.maxBytes / 4) {
+    if (this.#onDrained !== null && this.#writer.queuedBytes <= this.#writer.maxQueueBytes / 4) {
       const callback = this.#onDrained;
       this.#onDrained = null;
       try {
@@ -184,9 +163,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
     this.#onDrained = callback;
   }
 
-  /** Called by the push loop when it ends: `error` is the write error, or null when drained. */
-  writerEnded(error: unknown): void {
-    if (this.#writerDone) return; // once
+  #writerEnded(error: unknown): void {
     this.#writerDone = true;
     if (error === null) this.#onWriterDone();
     else this.#destroy(`write failed: ${errorText(error)}`);
@@ -247,12 +224,12 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
 
   /** Bytes waiting in the outgoing queue (data and control frames). */
   get queuedBytes(): number {
-    return this.#queue.bytes;
+    return this.#writer.queuedBytes;
   }
 
   /** The most data bytes the queue holds (`--max-queue-bytes`). */
   get maxQueueBytes(): number {
-    return this.#queue.maxBytes;
+    return this.#writer.maxQueueBytes;
   }
 
   /**
@@ -264,7 +241,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
    * parsed before anything else is read.
    */
   open(response: Uint8Array, leftover: Uint8Array): void {
-    this.#queue.pushControl(response);
+    this.#writer.pushControl(response);
     try {
       this.#options.handler.onOpen?.(this);
     } catch (err) {
@@ -276,7 +253,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
     } finally {
       // Neither loop rejects; each reports its end to #loopEnded. Started in any case: a
       // registered connection without them could never end.
-      runPushLoop(this.#queue, this.#conn, this);
+      this.#writer.start();
       this.#startReading(leftover);
     }
   }
@@ -298,15 +275,15 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
    */
   sendFrame(frame: Uint8Array): boolean {
     if (this.#state !== "open") return false;
-    if (this.#queue.push(frame)) {
+    if (this.#writer.push(frame)) {
       this.#options.metrics.messagesPushed++;
       return true;
     }
     this.#options.metrics.slowConsumerDisconnects++;
     this.#options.logger.warn("client.slow_consumer", {
       client: this.id,
-      queued_bytes: this.#queue.bytes,
-      max_queue_bytes: this.#queue.maxBytes,
+      queued_bytes: this.#writer.queuedBytes,
+      max_queue_bytes: this.#writer.maxQueueBytes,
     });
     this.close(CloseCode.PolicyViolation, "slow consumer", true);
     return false;
@@ -322,7 +299,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
     this.#state = "closing";
     this.closeSent = { code, reason };
     this.#options.metrics.closeCodesSent.inc(code);
-    this.#queue.seal(encodeCloseFrame(code, reason), discard);
+    this.#writer.seal(encodeCloseFrame(code, reason), discard);
     this.#closeDeadline = clockMs() + this.#options.closeTimeout;
     this.#abort();
   }
@@ -335,12 +312,10 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
   tick(now: number): void {
     if (this.#state === "closed") return;
     const o = this.#options;
-    if (this.writeSince !== 0 && now - this.writeSince > STALL_MS) {
-      this.#queue.leaveBacklog();
-    }
+    const stalled = this.#writer.stalledFor(now);
     if (this.#closeDeadline !== 0 && now > this.#closeDeadline) {
       this.#destroy("close timeout");
-    } else if (this.writeSince !== 0 && now - this.writeSince > o.sendTimeout) {
+    } else if (stalled > o.sendTimeout) {
       o.metrics.sendTimeouts++;
       o.logger.warn("client.send_timeout", { client: this.id });
       this.#destroy("send timeout");
@@ -348,7 +323,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
       if (this.#pingSentAt === 0) {
         if (now - this.#lastHeard >= o.pingInterval) {
           this.#pingSentAt = now;
-          this.#queue.pushControl(PING);
+          this.#writer.pushControl(PING);
           o.metrics.pingsSent++;
         }
       } else if (now - this.#pingSentAt > o.pongTimeout && this.#buffer !== READ_PAUSED) {
@@ -430,7 +405,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
 
   /** Whether more than half of the queue's limit waits: reading pauses until it drains. */
   #repliesBehind(): boolean {
-    return this.#queue.bytes > this.#queue.maxBytes / 2;
+    return this.#writer.queuedBytes > this.#writer.maxQueueBytes / 2;
   }
 
   /** Pauses the read loop: no read is pending, so the slot serves others meanwhile. */
@@ -526,7 +501,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
         // One pong waits at most: a newer ping's replaces it (§5.5.3 allows answering only
         // the most recent), so a ping flood cannot grow the queue.
         if (
-          this.#state === "open" && this.#queue.pushPong(encodeFrame(Opcode.Pong, event.payload))
+          this.#state === "open" && this.#writer.pushPong(encodeFrame(Opcode.Pong, event.payload))
         ) {
           this.#options.metrics.pongsCoalesced++;
         }
@@ -584,7 +559,7 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
       // Already closed by the runtime.
     }
     // After the socket is closed: a parked push loop resumes here only to end.
-    this.#queue.dispose();
+    this.#writer.dispose();
     // A paused read loop has no read pending that would end it.
     if (this.#buffer === READ_PAUSED) this.#readEnded();
   }
@@ -596,9 +571,6 @@ export class Connection implements WriteTracker, QueueConsumer, Peer {
  * thousands of clients disconnect.
  */
 const CLOSING = new DOMException("The connection is closing.", "AbortError");
-
-/** A write stuck this long means the peer stopped reading: its queue leaves the backlog. */
-const STALL_MS = 100;
 
 /** The `#buffer` of a connection whose reading is paused (shared, never read into). */
 const READ_PAUSED = new Uint8Array(0);
