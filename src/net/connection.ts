@@ -13,7 +13,7 @@ import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { SocketWriter, type WriterOptions, type WriterOwner } from "./socket_writer.ts";
-import { READ_SLOT_BYTES, readBuffers } from "./read_buffers.ts";
+import { type ReadGate, ReadLoop } from "./read_loop.ts";
 import { clockMs } from "../clock.ts";
 import type { Peer, PeerHandler, PeerRequest } from "./peer.ts";
 
@@ -48,15 +48,12 @@ export interface ConnectionOptions extends WriterOptions {
 /** The state of the close handshake (RFC 6455 §7). */
 export type ConnectionState = "open" | "closing" | "closed";
 
-/** The largest read buffer: large messages grow a connection's buffer up to this. */
-const READ_BUFFER_LARGE = 64 * 1024;
-
 /**
  * A server-side WebSocket connection over a `Deno.Conn`, after a successful handshake.
  * Its frames all go through one {@linkcode SocketWriter}, which reports back through
  * {@linkcode Connection.writerReport}.
  */
-export class Connection implements Peer, WriterOwner {
+export class Connection extends ReadLoop implements Peer, WriterOwner {
   /** A process-unique id. */
   readonly id: number;
   /** The upgrade request's path, query and origin. */
@@ -71,7 +68,6 @@ export class Connection implements Peer, WriterOwner {
   /** The close frame the peer sent, once received. */
   closeReceived?: { code: number; reason: string };
 
-  readonly #conn: Deno.Conn;
   readonly #options: ConnectionOptions;
   readonly #writer: SocketWriter;
   /** Created at the client's first bytes: an idle client holds no parser state. */
@@ -82,10 +78,6 @@ export class Connection implements Peer, WriterOwner {
   /** When the peer's close reply is due (ms, see {@linkcode clockMs}); 0 while none is awaited. */
   #closeDeadline = 0;
   #controller: AbortController | null = null;
-  /** The buffer the pending read fills; {@linkcode READ_PAUSED} while reading is paused. */
-  #buffer: Uint8Array | null = null;
-  /** The slab slot this connection holds, when #buffer is one. */
-  #slot: Uint8Array | null = null;
   /** Whether the closing began (the controller, if any, is aborted). */
   #aborted = false;
   /** The read and push loops still running; the connection has finished at 0. */
@@ -110,7 +102,7 @@ export class Connection implements Peer, WriterOwner {
     id: number,
     request: PeerRequest,
   ) {
-    this.#conn = conn;
+    super(conn);
     this.#options = options;
     this.id = id;
     this.request = request;
@@ -139,7 +131,7 @@ export class Connection implements Peer, WriterOwner {
 
   #written(bytes: number): void {
     this.#options.metrics.bytesPushed += bytes;
-    if (this.#buffer === READ_PAUSED && !this.#repliesBehind()) this.#resumeReading();
+    if (this.readPaused && !this.#repliesBehind()) this.resumeReading();
     if (this.#onDrained !== null && this.#writer.queuedBytes <= this.#writer.maxQueueBytes / 4) {
       const callback = this.#onDrained;
       this.#onDrained = null;
@@ -214,7 +206,7 @@ export class Connection implements Peer, WriterOwner {
 
   /** The peer's address as `host:port` (made when asked: it is for logs). */
   get remote(): string {
-    return formatAddr(this.#conn.remoteAddr);
+    return formatAddr(this.conn.remoteAddr);
   }
 
   /** Where the close handshake stands. */
@@ -254,7 +246,7 @@ export class Connection implements Peer, WriterOwner {
       // Neither loop rejects; each reports its end to #loopEnded. Started in any case: a
       // registered connection without them could never end.
       this.#writer.start();
-      this.#startReading(leftover);
+      this.startReading(leftover);
     }
   }
 
@@ -326,7 +318,7 @@ export class Connection implements Peer, WriterOwner {
           this.#writer.pushControl(PING);
           o.metrics.pingsSent++;
         }
-      } else if (now - this.#pingSentAt > o.pongTimeout && this.#buffer !== READ_PAUSED) {
+      } else if (now - this.#pingSentAt > o.pongTimeout && !this.readPaused) {
         // (While reading is paused the pong may be unread in the socket: the queue is draining,
         // or the send timeout ends a writer that is stuck.)
         o.metrics.pingTimeouts++;
@@ -342,112 +334,56 @@ export class Connection implements Peer, WriterOwner {
     this.#destroy(reason);
   }
 
-  /**
-   * The read loop, as callbacks rather than an async function: one read is pending at a time,
-   * and {@linkcode Connection.#onRead} handles its bytes and starts the next. A suspended async
-   * function costs a generator, its registers, a promise and two closures on every idle client
-   * (~0.3 KiB measured over 10,000); these two callbacks are made once per connection.
-   *
-   * An idle connection reads into a small slot of a shared slab ({@linkcode readBuffers}); a
-   * read that fills its buffer grows it (×4, up to 64 KiB) for the large message that is
-   * arriving, and the connection goes back to a slot once the reads are small again.
-   */
-  #startReading(leftover: Uint8Array): void {
-    this.#slot = this.#buffer = readBuffers.take();
-    if (leftover.length > 0 && !this.#feed(leftover)) return this.#readEnded();
-    this.#readNext();
+  /** Reads, pauses while more than half the queue's limit waits, or stops once closed. */
+  protected readGate(): ReadGate {
+    if (this.#state === "closed") return "stop";
+    // The replies to what was read wait unwritten: nothing more is parsed or answered (the
+    // peer's TCP window fills) until the writer drains. A client that sends faster than it
+    // reads is slowed to its own pace instead of growing the server; the other half of the
+    // queue is room for publications meanwhile, and those still make it a slow consumer.
+    return this.#repliesBehind() ? "pause" : "read";
   }
 
-  /**
-   * Reads the next bytes, unless the replies to what was read wait unwritten: with more than
-   * half of `maxQueueBytes` queued, reading pauses (nothing more is parsed or answered, the
-   * peer's TCP window fills) until the writer drains below that. A client that sends faster
-   * than it reads is slowed to its own pace instead of growing the server; the other half of
-   * the queue is room for publications meanwhile, and those still make it a slow consumer.
-   */
-  #readNext(): void {
-    if (this.#state === "closed") return this.#readEnded();
-    if (this.#repliesBehind()) return this.#pauseReading();
-    let read: Promise<number | null>;
-    try {
-      read = this.#conn.read(this.#buffer!);
-    } catch (err) {
-      return this.#onReadFailed(err); // a read that throws instead of rejecting
-    }
-    read.then(this.#onRead, this.#onReadFailed);
+  /** Any bytes prove the peer alive; after a protocol error they are drained unparsed. */
+  protected bytesRead(bytes: Uint8Array): boolean | "drain" {
+    this.#lastHeard = clockMs();
+    this.#pingSentAt = 0;
+    return this.#failed ? "drain" : this.#feed(bytes);
   }
 
-  readonly #onRead = (n: number | null): void => {
-    let more = false;
-    try {
-      if (n === null) {
-        this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
-      } else {
-        this.#lastHeard = clockMs();
-        this.#pingSentAt = 0;
-        // After a protocol error, drain until the peer goes away.
-        more = this.#failed || this.#feed(this.#buffer!.subarray(0, n));
-        if (more && !this.#failed) this.#resizeBuffer(n);
-      }
-    } catch (err) {
-      // Socket and protocol errors are handled where they happen; this is a bug, but must not
-      // leak.
-      this.#options.logger.error("connection.internal_error", {
-        client: this.id,
-        error: errorText(err),
-      });
-      this.#destroy("internal error");
-      more = false;
-    }
-    if (more) this.#readNext();
-    else this.#readEnded();
-  };
+  /** EOF from the peer. */
+  protected peerClosed(): void {
+    this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
+  }
+
+  /** A read failed, or handling its bytes threw. */
+  protected readFailed(err: unknown, internal: boolean): void {
+    if (!internal) return this.#destroy(`read failed: ${errorText(err)}`);
+    this.#options.logger.error("connection.internal_error", {
+      client: this.id,
+      error: errorText(err),
+    });
+    this.#destroy("internal error");
+  }
+
+  /** Counts a pause of the read loop. */
+  protected readPausedNow(): void {
+    this.#options.metrics.readsPaused++;
+  }
+
+  /** Bytes the reader keeps between reads. */
+  protected parserBufferedBytes(): number {
+    return this.#reader?.bufferedBytes ?? 0;
+  }
+
+  /** The read loop has ended. */
+  protected readLoopEnded(): void {
+    this.#loopEnded();
+  }
 
   /** Whether more than half of the queue's limit waits: reading pauses until it drains. */
   #repliesBehind(): boolean {
     return this.#writer.queuedBytes > this.#writer.maxQueueBytes / 2;
-  }
-
-  /** Pauses the read loop: no read is pending, so the slot serves others meanwhile. */
-  #pauseReading(): void {
-    if (this.#slot !== null) readBuffers.give(this.#slot);
-    this.#slot = null;
-    this.#buffer = READ_PAUSED;
-    this.#options.metrics.readsPaused++;
-  }
-
-  /** Resumes a paused read loop (the writer drained); #destroy ends it instead. */
-  #resumeReading(): void {
-    this.#slot = this.#buffer = readBuffers.take();
-    this.#readNext();
-  }
-
-  readonly #onReadFailed = (err: unknown): void => {
-    this.#destroy(`read failed: ${errorText(err)}`);
-    this.#readEnded();
-  };
-
-  /** Grows the buffer after a read that filled it; goes back to a slot after small reads. */
-  #resizeBuffer(n: number): void {
-    const buffer = this.#buffer!;
-    if (n === buffer.length && buffer.length < READ_BUFFER_LARGE) {
-      this.#buffer = new Uint8Array(Math.min(buffer.length * 4, READ_BUFFER_LARGE));
-      if (this.#slot !== null) {
-        readBuffers.give(this.#slot); // no read into it is pending: it was just completed
-        this.#slot = null;
-      }
-    } else if (
-      this.#slot === null && n <= READ_SLOT_BYTES / 2 && this.#reader?.bufferedBytes === 0
-    ) {
-      this.#slot = this.#buffer = readBuffers.take();
-    }
-  }
-
-  /** The read loop has ended: no read is pending, so the slot can serve another connection. */
-  #readEnded(): void {
-    if (this.#slot !== null) readBuffers.give(this.#slot);
-    this.#slot = this.#buffer = null;
-    this.#loopEnded();
   }
 
   /** Feeds bytes to the reader; returns false when the read loop must stop. */
@@ -529,7 +465,7 @@ export class Connection implements Peer, WriterOwner {
     } else if (this.#failed) {
       // Half-close so the peer reads our close frame and EOF instead of a reset, then drain
       // its bytes until it closes or the close deadline passes.
-      this.#conn.closeWrite().catch(() => {});
+      this.conn.closeWrite().catch(() => {});
     }
   }
 
@@ -554,14 +490,14 @@ export class Connection implements Peer, WriterOwner {
     this.#endReason = reason;
     this.#abort();
     try {
-      this.#conn.close();
+      this.conn.close();
     } catch {
       // Already closed by the runtime.
     }
     // After the socket is closed: a parked push loop resumes here only to end.
     this.#writer.dispose();
     // A paused read loop has no read pending that would end it.
-    if (this.#buffer === READ_PAUSED) this.#readEnded();
+    this.endPausedReading();
   }
 }
 
@@ -571,9 +507,6 @@ export class Connection implements Peer, WriterOwner {
  * thousands of clients disconnect.
  */
 const CLOSING = new DOMException("The connection is closing.", "AbortError");
-
-/** The `#buffer` of a connection whose reading is paused (shared, never read into). */
-const READ_PAUSED = new Uint8Array(0);
 
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
