@@ -7,7 +7,13 @@
  */
 import { CloseCode } from "../protocol/close.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { encodeCloseFrame, encodeFrame, encodeTextFrame } from "../protocol/frame_encoder.ts";
+import {
+  type CloseAction,
+  type CloseFrame,
+  CloseHandshake,
+  type CloseState,
+} from "../protocol/close_handshake.ts";
+import { encodeFrame, encodeTextFrame } from "../protocol/frame_encoder.ts";
 import { MessageReader, type WebSocketEvent } from "../protocol/message.ts";
 import { Opcode } from "../protocol/opcode.ts";
 import type { Logger } from "../log.ts";
@@ -46,7 +52,7 @@ export interface ConnectionOptions extends WriterOptions {
 }
 
 /** The state of the close handshake (RFC 6455 §7). */
-export type ConnectionState = "open" | "closing" | "closed";
+export type ConnectionState = CloseState;
 
 /**
  * A server-side WebSocket connection over a `Deno.Conn`, after a successful handshake.
@@ -63,18 +69,15 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
   /** When {@linkcode Connection.rateDebt} was last brought up to date ({@linkcode clockMs}). */
   rateAt = 0;
 
-  /** The close frame this side sent: code and reason, once sent. */
-  closeSent?: { code: number; reason: string };
-  /** The close frame the peer sent, once received. */
-  closeReceived?: { code: number; reason: string };
-
   readonly #options: ConnectionOptions;
   readonly #writer: SocketWriter;
   /** Created at the client's first bytes: an idle client holds no parser state. */
   #reader: MessageReader | null = null;
-  #state: ConnectionState = "open";
-  #failed = false;
-  #writerDone = false;
+  /**
+   * The closing handshake (RFC 6455 §7), made when the closing begins: until then the
+   * connection is open, and an idle client holds no handshake state.
+   */
+  #close: CloseHandshake | null = null;
   /** When the peer's close reply is due (ms, see {@linkcode clockMs}); 0 while none is awaited. */
   #closeDeadline = 0;
   #controller: AbortController | null = null;
@@ -156,8 +159,8 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
   }
 
   #writerEnded(error: unknown): void {
-    this.#writerDone = true;
-    if (error === null) this.#onWriterDone();
+    // Drained means the close frame is out (or the queue was disposed, then this does nothing).
+    if (error === null) this.#act(this.#close?.frameWritten() ?? "none", "closed");
     else this.#destroy(`write failed: ${errorText(error)}`);
     this.#loopEnded();
   }
@@ -211,7 +214,17 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
 
   /** Where the close handshake stands. */
   get state(): ConnectionState {
-    return this.#state;
+    return this.#close === null ? "open" : this.#close.state;
+  }
+
+  /** The close frame this side sent (code and reason), once the closing began. */
+  get closeSent(): CloseFrame | undefined {
+    return this.#close?.sent ?? undefined;
+  }
+
+  /** The close frame the peer sent, once received. */
+  get closeReceived(): CloseFrame | undefined {
+    return this.#close?.receivedFrame ?? undefined;
   }
 
   /** Bytes waiting in the outgoing queue (data and control frames). */
@@ -266,7 +279,7 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
    * and its waiting data dropped: it cannot keep up, and others must not wait for it.
    */
   sendFrame(frame: Uint8Array): boolean {
-    if (this.#state !== "open") return false;
+    if (this.#close !== null) return false; // closing or closed
     if (this.#writer.push(frame)) {
       this.#options.metrics.messagesPushed++;
       return true;
@@ -287,13 +300,33 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
    * `closeTimeout` ms to answer before TCP is closed. Does nothing once closing.
    */
   close(code: number = CloseCode.Normal, reason = "", discard = false): void {
-    if (this.#state !== "open") return;
-    this.#state = "closing";
-    this.closeSent = { code, reason };
-    this.#options.metrics.closeCodesSent.inc(code);
-    this.#writer.seal(encodeCloseFrame(code, reason), discard);
-    this.#closeDeadline = clockMs() + this.#options.closeTimeout;
-    this.#abort();
+    this.#act(this.#handshake().close(code, reason, discard), "closed");
+  }
+
+  /** The handshake, made at the first close event. */
+  #handshake(): CloseHandshake {
+    return this.#close ??= new CloseHandshake();
+  }
+
+  /** Does what the handshake asks for; `reason` is the end reason when TCP is closed. */
+  #act(action: CloseAction, reason: string): void {
+    switch (action) {
+      case "send": {
+        const h = this.#close!;
+        this.#options.metrics.closeCodesSent.inc(h.sent!.code);
+        this.#writer.seal(h.frame(), h.discard);
+        this.#closeDeadline = clockMs() + this.#options.closeTimeout;
+        this.#abort();
+        return;
+      }
+      case "close-tcp":
+        return this.#destroy(reason);
+      case "half-close":
+        // The peer reads our close frame and EOF instead of a reset; its bytes are drained
+        // until it closes or the close deadline passes.
+        this.conn.closeWrite().catch(() => {});
+        return;
+    }
   }
 
   /**
@@ -302,16 +335,16 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
    * timer per connection, with `now` from {@linkcode clockMs}.
    */
   tick(now: number): void {
-    if (this.#state === "closed") return;
+    if (this.#endReason !== "") return; // closed
     const o = this.#options;
     const stalled = this.#writer.stalledFor(now);
     if (this.#closeDeadline !== 0 && now > this.#closeDeadline) {
-      this.#destroy("close timeout");
+      this.#act(this.#close!.timedOut(), "close timeout");
     } else if (stalled > o.sendTimeout) {
       o.metrics.sendTimeouts++;
       o.logger.warn("client.send_timeout", { client: this.id });
       this.#destroy("send timeout");
-    } else if (this.#state === "open" && o.pingInterval > 0) {
+    } else if (this.#close === null && o.pingInterval > 0) {
       if (this.#pingSentAt === 0) {
         if (now - this.#lastHeard >= o.pingInterval) {
           this.#pingSentAt = now;
@@ -336,7 +369,7 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
 
   /** Reads, pauses while more than half the queue's limit waits, or stops once closed. */
   protected readGate(): ReadGate {
-    if (this.#state === "closed") return "stop";
+    if (this.#endReason !== "") return "stop"; // closed
     // The replies to what was read wait unwritten: nothing more is parsed or answered (the
     // peer's TCP window fills) until the writer drains. A client that sends faster than it
     // reads is slowed to its own pace instead of growing the server; the other half of the
@@ -348,7 +381,7 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
   protected bytesRead(bytes: Uint8Array): boolean | "drain" {
     this.#lastHeard = clockMs();
     this.#pingSentAt = 0;
-    return this.#failed ? "drain" : this.#feed(bytes);
+    return this.#close?.failed ? "drain" : this.#feed(bytes);
   }
 
   /** EOF from the peer. */
@@ -415,15 +448,14 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
       });
       this.#fail(err.closeCode, err.message);
     }
-    return this.#state !== "closed";
+    return this.#endReason === "";
   }
 
-  /** _Fail the WebSocket Connection_ (§7.1.7): a close frame with `code`, then no more data. */
+  /** _Fail the WebSocket Connection_ (§7.1.7): a close frame with `code`, then no more input. */
   #fail(code: number, reason: string): void {
-    this.#failed = true;
     // Replies to the valid messages before the bad frame are still sent, then the close: the
     // peer sees everything it earned (Autobahn's strict reading); the queue bound caps the delay.
-    if (this.#state === "open") this.close(code, reason, false);
+    this.#act(this.#handshake().fail(code, reason), "closed");
   }
 
   #onEvent(event: WebSocketEvent): void {
@@ -431,13 +463,13 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
       case "text":
       case "binary":
         this.#options.metrics.messagesReceived++;
-        if (this.#state === "open") this.#options.handler.onMessage(this, event);
+        if (this.#close === null) this.#options.handler.onMessage(this, event);
         return;
       case "ping":
         // One pong waits at most: a newer ping's replaces it (§5.5.3 allows answering only
         // the most recent), so a ping flood cannot grow the queue.
         if (
-          this.#state === "open" && this.#writer.pushPong(encodeFrame(Opcode.Pong, event.payload))
+          this.#close === null && this.#writer.pushPong(encodeFrame(Opcode.Pong, event.payload))
         ) {
           this.#options.metrics.pongsCoalesced++;
         }
@@ -445,27 +477,10 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
       case "pong":
         return;
       case "close":
-        this.closeReceived = { code: event.code, reason: event.reason };
         this.#options.metrics.closeCodesReceived.inc(event.code);
-        if (this.#state === "open") {
-          // Echo the peer's code (§5.5.1); 1005 means it sent none, so neither do we.
-          this.close(event.code, event.code === CloseCode.NoStatus ? "" : event.reason);
-        } else if (this.#writerDone) {
-          this.#destroy("closed");
-        }
+        // Echoed while open; the answer to ours once it is written: the handshake decides.
+        this.#act(this.#handshake().received(event.code, event.reason), "closed");
         return;
-    }
-  }
-
-  #onWriterDone(): void {
-    if (this.#state === "closed") return;
-    if (this.closeReceived) {
-      // Both close frames are exchanged: the server closes TCP first (§7.1.1).
-      this.#destroy("closed");
-    } else if (this.#failed) {
-      // Half-close so the peer reads our close frame and EOF instead of a reset, then drain
-      // its bytes until it closes or the close deadline passes.
-      this.conn.closeWrite().catch(() => {});
     }
   }
 
@@ -485,9 +500,9 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
   }
 
   #destroy(reason: string): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#endReason = reason;
+    if (this.#endReason !== "") return; // once
+    this.#endReason = reason || "closed";
+    this.#handshake().transportClosed();
     this.#abort();
     try {
       this.conn.close();
