@@ -21,7 +21,7 @@ import type { Metrics } from "../metrics.ts";
 import { SocketWriter, type WriterOptions, type WriterOwner } from "./socket_writer.ts";
 import { type ReadGate, ReadLoop } from "./read_loop.ts";
 import { clockMs } from "../clock.ts";
-import type { Peer, PeerHandler, PeerRequest } from "./peer.ts";
+import type { Peer, PeerHandler, PeerMessage, PeerRequest } from "./peer.ts";
 
 /**
  * Limits and collaborators of a {@linkcode Connection}. One object serves every connection of a
@@ -419,8 +419,15 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
     return this.#writer.queuedBytes > this.#writer.maxQueueBytes / 2;
   }
 
-  /** Feeds bytes to the reader; returns false when the read loop must stop. */
+  /**
+   * Feeds bytes to the reader, then hands the events of this read to the handler: handlers run
+   * after parsing returns, never inside the parser, so a handler bug is not a parser failure
+   * and a handler cannot re-enter the reader. Returns false when the read loop must stop.
+   */
   #feed(bytes: Uint8Array): boolean {
+    const events: WebSocketEvent[] = [];
+    let error: unknown = null;
+    collecting = events;
     try {
       this.#reader ??= new MessageReader(
         {
@@ -428,25 +435,31 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
           maxMessageBytes: this.#options.maxMessageBytes,
           maxFragments: this.#options.maxFragments,
         },
-        (event) => this.#onEvent(event),
+        collect,
       );
       this.#reader.push(bytes);
     } catch (err) {
-      if (!(err instanceof ProtocolError)) {
-        this.#options.logger.error("connection.internal_error", {
-          client: this.id,
-          error: errorText(err),
-        });
-        this.#fail(CloseCode.InternalError, "internal error");
-        return true;
-      }
-      this.#options.metrics.protocolErrors.inc(err.failure);
+      error = err;
+    } finally {
+      collecting = NO_EVENTS;
+    }
+    // The events before a bad frame are valid: they are handled (and answered) first.
+    for (const event of events) this.#onEvent(event);
+    if (error instanceof ProtocolError) {
+      this.#options.metrics.protocolErrors.inc(error.failure);
       this.#options.logger.warn("connection.protocol_error", {
         client: this.id,
-        failure: err.failure,
-        code: err.closeCode,
+        failure: error.failure,
+        code: error.closeCode,
       });
-      this.#fail(err.closeCode, err.message);
+      this.#fail(error.closeCode, error.message);
+    } else if (error !== null) {
+      this.#options.logger.error("connection.internal_error", {
+        client: this.id,
+        error: errorText(error),
+      });
+      this.#fail(CloseCode.InternalError, "internal error");
+      return true;
     }
     return this.#endReason === "";
   }
@@ -463,7 +476,7 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
       case "text":
       case "binary":
         this.#options.metrics.messagesReceived++;
-        if (this.#close === null) this.#options.handler.onMessage(this, event);
+        if (this.#close === null) this.#onMessage(event);
         return;
       case "ping":
         // One pong waits at most: a newer ping's replaces it (§5.5.3 allows answering only
@@ -481,6 +494,19 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
         // Echoed while open; the answer to ours once it is written: the handshake decides.
         this.#act(this.#handshake().received(event.code, event.reason), "closed");
         return;
+    }
+  }
+
+  /** Hands a message to the handler; a bug there closes with 1011, the parser goes on. */
+  #onMessage(message: PeerMessage): void {
+    try {
+      this.#options.handler.onMessage(this, message);
+    } catch (err) {
+      this.#options.logger.error("connection.on_message_failed", {
+        client: this.id,
+        error: errorText(err),
+      });
+      this.close(CloseCode.InternalError, "internal error");
     }
   }
 
@@ -522,6 +548,14 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
  * thousands of clients disconnect.
  */
 const CLOSING = new DOMException("The connection is closing.", "AbortError");
+
+/**
+ * Where the reader's events go during one `#feed`: reads never nest (handlers run after the
+ * parser returns), so one shared callback serves every connection instead of a closure each.
+ */
+const NO_EVENTS: WebSocketEvent[] = Object.freeze([]) as unknown as WebSocketEvent[];
+let collecting: WebSocketEvent[] = NO_EVENTS;
+const collect = (event: WebSocketEvent): void => void collecting.push(event);
 
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
