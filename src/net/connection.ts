@@ -14,42 +14,13 @@ import {
   type CloseState,
 } from "../protocol/close_handshake.ts";
 import { encodeFrame, encodeTextFrame } from "../protocol/frame_encoder.ts";
-import { MessageReader, type WebSocketEvent } from "../protocol/message.ts";
+import type { MessageReaderOptions, WebSocketEvent } from "../protocol/message.ts";
 import { Opcode } from "../protocol/opcode.ts";
-import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
-import { SocketWriter, type WriterOptions, type WriterOwner } from "./socket_writer.ts";
+import { SocketWriter, type WriterOwner } from "./socket_writer.ts";
+import type { ConnectionOptions } from "./limits.ts";
 import { type ReadGate, ReadLoop } from "./read_loop.ts";
 import { clockMs } from "../clock.ts";
-import type { Peer, PeerHandler, PeerMessage, PeerRequest } from "./peer.ts";
-
-/**
- * Limits and collaborators of a {@linkcode Connection}. One object serves every connection of a
- * route: what differs per connection (id, request, peer) is passed on its own, because an
- * options object per client is memory on every idle client.
- */
-export interface ConnectionOptions extends WriterOptions {
-  /** Largest message accepted (1009 beyond). */
-  maxMessageBytes: number;
-  /** Most frames one message may be split into (1009 beyond). */
-  maxFragments: number;
-  /** How long to wait for the peer's close frame after sending ours. */
-  closeTimeout: number;
-  /** How long a write may make no progress. */
-  sendTimeout: number;
-  /** Ping the client after this much silence; 0 disables pings. */
-  pingInterval: number;
-  /** Drop a pinged client that stays silent this long. */
-  pongTimeout: number;
-  /** The route's behaviour. */
-  handler: PeerHandler;
-  /** Where events are logged. */
-  logger: Logger;
-  /** Where events are counted. */
-  metrics: Metrics;
-  /** Called first once the connection has ended (the server drops it from its registry). */
-  onFinished?: (c: Connection) => void;
-}
+import type { Peer, PeerMessage, PeerRequest } from "./peer.ts";
 
 /** The state of the close handshake (RFC 6455 §7). */
 export type ConnectionState = CloseState;
@@ -71,8 +42,6 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
 
   readonly #options: ConnectionOptions;
   readonly #writer: SocketWriter;
-  /** Created at the client's first bytes: an idle client holds no parser state. */
-  #reader: MessageReader | null = null;
   /**
    * The closing handshake (RFC 6455 §7), made when the closing begins: until then the
    * connection is open, and an idle client holds no handshake state.
@@ -315,7 +284,7 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
         const h = this.#close!;
         this.#options.metrics.closeCodesSent.inc(h.sent!.code);
         this.#writer.seal(h.frame(), h.discard);
-        this.#closeDeadline = clockMs() + this.#options.closeTimeout;
+        this.#closeDeadline = clockMs() + this.#options.limits.closeTimeout;
         this.#abort();
         return;
       }
@@ -337,21 +306,22 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
   tick(now: number): void {
     if (this.#endReason !== "") return; // closed
     const o = this.#options;
+    const limits = o.limits;
     const stalled = this.#writer.stalledFor(now);
     if (this.#closeDeadline !== 0 && now > this.#closeDeadline) {
       this.#act(this.#close!.timedOut(), "close timeout");
-    } else if (stalled > o.sendTimeout) {
+    } else if (stalled > limits.sendTimeout) {
       o.metrics.sendTimeouts++;
       o.logger.warn("client.send_timeout", { client: this.id });
       this.#destroy("send timeout");
-    } else if (this.#close === null && o.pingInterval > 0) {
+    } else if (this.#close === null && limits.pingInterval > 0) {
       if (this.#pingSentAt === 0) {
-        if (now - this.#lastHeard >= o.pingInterval) {
+        if (now - this.#lastHeard >= limits.pingInterval) {
           this.#pingSentAt = now;
           this.#writer.pushControl(PING);
           o.metrics.pingsSent++;
         }
-      } else if (now - this.#pingSentAt > o.pongTimeout && !this.readPaused) {
+      } else if (now - this.#pingSentAt > limits.pongTimeout && !this.readPaused) {
         // (While reading is paused the pong may be unread in the socket: the queue is draining,
         // or the send timeout ends a writer that is stuck.)
         o.metrics.pingTimeouts++;
@@ -377,11 +347,20 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
     return this.#repliesBehind() ? "pause" : "read";
   }
 
-  /** Any bytes prove the peer alive; after a protocol error they are drained unparsed. */
-  protected bytesRead(bytes: Uint8Array): boolean | "drain" {
+  /** Any bytes prove the peer alive, not only pongs. */
+  protected heard(): void {
     this.#lastHeard = clockMs();
     this.#pingSentAt = 0;
-    return this.#close?.failed ? "drain" : this.#feed(bytes);
+  }
+
+  /** After a protocol error the peer's bytes are drained unparsed. */
+  protected inputFailed(): boolean {
+    return this.#close?.failed === true;
+  }
+
+  /** The route's reader limits. */
+  protected readerOptions(): MessageReaderOptions {
+    return this.#options.reader;
   }
 
   /** EOF from the peer. */
@@ -404,11 +383,6 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
     this.#options.metrics.readsPaused++;
   }
 
-  /** Bytes the reader keeps between reads. */
-  protected parserBufferedBytes(): number {
-    return this.#reader?.bufferedBytes ?? 0;
-  }
-
   /** The read loop has ended. */
   protected readLoopEnded(): void {
     this.#loopEnded();
@@ -419,32 +393,8 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
     return this.#writer.queuedBytes > this.#writer.maxQueueBytes / 2;
   }
 
-  /**
-   * Feeds bytes to the reader, then hands the events of this read to the handler: handlers run
-   * after parsing returns, never inside the parser, so a handler bug is not a parser failure
-   * and a handler cannot re-enter the reader. Returns false when the read loop must stop.
-   */
-  #feed(bytes: Uint8Array): boolean {
-    const events: WebSocketEvent[] = [];
-    let error: unknown = null;
-    collecting = events;
-    try {
-      this.#reader ??= new MessageReader(
-        {
-          role: "server",
-          maxMessageBytes: this.#options.maxMessageBytes,
-          maxFragments: this.#options.maxFragments,
-        },
-        collect,
-      );
-      this.#reader.push(bytes);
-    } catch (err) {
-      error = err;
-    } finally {
-      collecting = NO_EVENTS;
-    }
-    // The events before a bad frame are valid: they are handled (and answered) first.
-    for (const event of events) this.#onEvent(event);
+  /** The parser failed: the peer's protocol error, or (1011) a bug of ours. */
+  protected parseFailed(error: unknown): void {
     if (error instanceof ProtocolError) {
       this.#options.metrics.protocolErrors.inc(error.failure);
       this.#options.logger.warn("connection.protocol_error", {
@@ -453,15 +403,13 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
         code: error.closeCode,
       });
       this.#fail(error.closeCode, error.message);
-    } else if (error !== null) {
+    } else {
       this.#options.logger.error("connection.internal_error", {
         client: this.id,
         error: errorText(error),
       });
       this.#fail(CloseCode.InternalError, "internal error");
-      return true;
     }
-    return this.#endReason === "";
   }
 
   /** _Fail the WebSocket Connection_ (§7.1.7): a close frame with `code`, then no more input. */
@@ -471,7 +419,8 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
     this.#act(this.#handshake().fail(code, reason), "closed");
   }
 
-  #onEvent(event: WebSocketEvent): void {
+  /** Handles one event of a read. */
+  protected onEvent(event: WebSocketEvent): void {
     switch (event.type) {
       case "text":
       case "binary":
@@ -548,14 +497,6 @@ export class Connection extends ReadLoop implements Peer, WriterOwner {
  * thousands of clients disconnect.
  */
 const CLOSING = new DOMException("The connection is closing.", "AbortError");
-
-/**
- * Where the reader's events go during one `#feed`: reads never nest (handlers run after the
- * parser returns), so one shared callback serves every connection instead of a closure each.
- */
-const NO_EVENTS: WebSocketEvent[] = Object.freeze([]) as unknown as WebSocketEvent[];
-let collecting: WebSocketEvent[] = NO_EVENTS;
-const collect = (event: WebSocketEvent): void => void collecting.push(event);
 
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));

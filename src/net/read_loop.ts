@@ -1,11 +1,16 @@
 /**
  * The read side of a connection: one read pending at a time into a pooled slot, buffers that
- * grow for large messages and shrink back, and pausing while the replies wait unwritten. The
- * {@linkcode Connection} extends it (one object per client, not two) and decides what the bytes
- * mean through its hooks.
+ * grow for large messages and shrink back, pausing while the replies wait unwritten, and the
+ * sans-I/O reader that turns the bytes into events. The connection extends it (one object per
+ * client, not two) and handles the events through its hooks.
  *
  * @module
  */
+import {
+  MessageReader,
+  type MessageReaderOptions,
+  type WebSocketEvent,
+} from "../protocol/message.ts";
 import { READ_SLOT_BYTES, readBuffers } from "./read_buffers.ts";
 
 /** The largest read buffer: large messages grow a connection's buffer up to this. */
@@ -34,6 +39,8 @@ export abstract class ReadLoop {
   #buffer: Uint8Array | null = null;
   /** The slab slot this connection holds, when #buffer is one. */
   #slot: Uint8Array | null = null;
+  /** Created at the client's first bytes: an idle client holds no parser state. */
+  #reader: MessageReader | null = null;
 
   /** Reads `conn` once {@linkcode ReadLoop.startReading} is called. */
   constructor(conn: Deno.Conn) {
@@ -47,26 +54,29 @@ export abstract class ReadLoop {
 
   /** Whether to read next, pause (the replies wait unwritten) or stop (closed). */
   protected abstract readGate(): ReadGate;
-  /**
-   * Handles `bytes` (a view of the read buffer, valid until it returns); returns false when the
-   * loop must stop, or "drain" to go on without resizing (input is being discarded).
-   */
-  protected abstract bytesRead(bytes: Uint8Array): boolean | "drain";
+  /** The reader's limits (one object shared by a route's connections). */
+  protected abstract readerOptions(): MessageReaderOptions;
+  /** Bytes arrived: the peer is alive. */
+  protected abstract heard(): void;
+  /** Whether input is discarded unparsed (after _Fail the WebSocket Connection_). */
+  protected abstract inputFailed(): boolean;
+  /** One event of a read, handed over after the parser returned. */
+  protected abstract onEvent(event: WebSocketEvent): void;
+  /** The parser failed: a {@linkcode ProtocolError} of the peer's, or a bug of ours. */
+  protected abstract parseFailed(err: unknown): void;
   /** The peer closed its side (EOF). */
   protected abstract peerClosed(): void;
   /** A read failed, or handling its bytes threw (`internal` true: a bug of ours). */
   protected abstract readFailed(err: unknown, internal: boolean): void;
   /** Reading paused because the replies wait unwritten (for the metric). */
   protected abstract readPausedNow(): void;
-  /** Bytes the parser keeps between reads: the buffer shrinks back only when it keeps none. */
-  protected abstract parserBufferedBytes(): number;
   /** The read loop has ended (no read is pending). */
   protected abstract readLoopEnded(): void;
 
   /** Starts reading; `leftover` (bytes that came with the request head) is handled first. */
   protected startReading(leftover: Uint8Array): void {
     this.#slot = this.#buffer = readBuffers.take();
-    if (leftover.length > 0 && !this.bytesRead(leftover)) return this.#readEnded();
+    if (leftover.length > 0 && !this.#bytesRead(leftover)) return this.#readEnded();
     this.#readNext();
   }
 
@@ -103,7 +113,7 @@ export abstract class ReadLoop {
     try {
       if (n === null) this.peerClosed();
       else {
-        more = this.bytesRead(this.#buffer!.subarray(0, n));
+        more = this.#bytesRead(this.#buffer!.subarray(0, n));
         if (more === true) this.#resizeBuffer(n);
       }
     } catch (err) {
@@ -120,6 +130,32 @@ export abstract class ReadLoop {
     this.readFailed(err, false);
     this.#readEnded();
   };
+
+  /**
+   * Handles the bytes of one read: false when the loop must stop, "drain" to go on without
+   * resizing (input after a failure is discarded).
+   */
+  #bytesRead(bytes: Uint8Array): boolean | "drain" {
+    this.heard();
+    if (this.inputFailed()) return "drain";
+    const events: WebSocketEvent[] = [];
+    let error: unknown = null;
+    collecting = events;
+    try {
+      this.#reader ??= new MessageReader(this.readerOptions(), collect);
+      this.#reader.push(bytes);
+    } catch (err) {
+      error = err;
+    } finally {
+      collecting = NO_EVENTS;
+    }
+    // Handlers run after parsing returns, never inside the parser: a handler bug is not a
+    // parser failure, and a handler cannot re-enter the reader. The events before a bad frame
+    // are valid: they are handled (and answered) first.
+    for (const event of events) this.onEvent(event);
+    if (error !== null) this.parseFailed(error);
+    return this.readGate() !== "stop";
+  }
 
   /** Pauses the read loop: no read is pending, so the slot serves others meanwhile. */
   #pauseReading(): void {
@@ -139,7 +175,7 @@ export abstract class ReadLoop {
         this.#slot = null;
       }
     } else if (
-      this.#slot === null && n <= READ_SLOT_BYTES / 2 && this.parserBufferedBytes() === 0
+      this.#slot === null && n <= READ_SLOT_BYTES / 2 && this.#reader?.bufferedBytes === 0
     ) {
       this.#slot = this.#buffer = readBuffers.take();
     }
@@ -152,3 +188,11 @@ export abstract class ReadLoop {
     this.readLoopEnded();
   }
 }
+
+/**
+ * Where the reader's events go during one read: reads never nest (handlers run after the
+ * parser returns), so one shared callback serves every connection instead of a closure each.
+ */
+const NO_EVENTS: WebSocketEvent[] = Object.freeze([]) as unknown as WebSocketEvent[];
+let collecting: WebSocketEvent[] = NO_EVENTS;
+const collect = (event: WebSocketEvent): void => void collecting.push(event);

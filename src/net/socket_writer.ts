@@ -28,8 +28,8 @@ export interface WriterOwner {
 
 /** What every writer of a route shares: the queue limit, coalescing and the backlog. */
 export interface WriterOptions {
-  /** Bytes that may wait in the queue (slow consumer beyond). */
-  maxQueueBytes: number;
+  /** `maxQueueBytes`: bytes that may wait in the queue (slow consumer beyond). */
+  limits: { readonly maxQueueBytes: number };
   /** Defers writer wake-ups so publishes coalesce; null writes at once. */
   scheduler: WriteScheduler | null;
   /** The server's outgoing backlog, for publisher back-pressure; null counts nothing. */
@@ -55,7 +55,12 @@ export class SocketWriter implements QueueConsumer, WriteTracker {
   constructor(socket: ByteWriter, options: WriterOptions, owner: WriterOwner) {
     this.#socket = socket;
     this.#owner = owner;
-    this.#queue = new ClientQueue(options.maxQueueBytes, options.scheduler, options.backlog, this);
+    this.#queue = new ClientQueue(
+      options.limits.maxQueueBytes,
+      options.scheduler,
+      options.backlog,
+      this,
+    );
   }
 
   /** Bytes waiting: data and control frames. */
