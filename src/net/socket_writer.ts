@@ -5,13 +5,13 @@
  * interleave. It reports to its connection through one callback,
  * {@linkcode WriterOwner.writerReport}.
  *
- * It is the queue's {@linkcode QueueConsumer} and the loop's {@linkcode WriteTracker} by methods
- * of its own class: no promise chain or closure per client (an idle client's memory is mostly
- * such bookkeeping), and the connection handlers receive carries none of it.
+ * It drains itself and is the loop's {@linkcode WriteTracker} by methods of its own class: no
+ * promise chain or closure per client (an idle client's memory is mostly such bookkeeping), and
+ * the connection handlers receive carries none of it.
  *
  * @module
  */
-import { ClientQueue, type QueueConsumer } from "./outbox/client_queue.ts";
+import { ClientQueue } from "./outbox/client_queue.ts";
 import type { WriteScheduler } from "./outbox/write_scheduler.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import { type ByteWriter, runPushLoop, type WriteTracker } from "./outbox/push_loop.ts";
@@ -36,71 +36,46 @@ export interface WriterOptions {
   backlog: Backlog | null;
 }
 
+/** {@linkcode SocketWriter.writeSince} once the writer has ended. */
+export const ENDED = -1;
+
 /** A write stuck this long means the peer stopped reading: its queue leaves the backlog. */
 export const STALL_MS = 100;
 
-/** The single writer of one socket (see the module doc). */
-export class SocketWriter implements QueueConsumer, WriteTracker {
+/**
+ * The single writer of one socket (see the module doc). It is its own queue (it extends
+ * {@linkcode ClientQueue} and drains itself) rather than holding one: one object per client.
+ */
+export class SocketWriter extends ClientQueue implements WriteTracker {
   /**
-   * When the pending write started or last progressed (`clockMs`); 0 when no write
-   * is pending. Kept by the push loop; read through {@linkcode SocketWriter.stalledFor}.
+   * When the pending write started or last progressed (`clockMs`); 0 when no write is pending,
+   * {@linkcode ENDED} once the writer has ended (a field less on every client than a flag).
+   * Kept by the push loop; read through {@linkcode SocketWriter.stalledFor}.
    */
   writeSince = 0;
-  readonly #queue: ClientQueue;
   readonly #socket: ByteWriter;
   readonly #owner: WriterOwner;
-  #ended = false;
 
   /** A writer of `socket` reporting to `owner`; nothing is written before `start`. */
   constructor(socket: ByteWriter, options: WriterOptions, owner: WriterOwner) {
+    super(options.limits.maxQueueBytes, options.scheduler, options.backlog);
     this.#socket = socket;
     this.#owner = owner;
-    this.#queue = new ClientQueue(
-      options.limits.maxQueueBytes,
-      options.scheduler,
-      options.backlog,
-      this,
-    );
   }
 
   /** Bytes waiting: data and control frames. */
   get queuedBytes(): number {
-    return this.#queue.bytes;
+    return this.bytes;
   }
 
   /** The most data bytes the queue holds. */
   get maxQueueBytes(): number {
-    return this.#queue.maxBytes;
+    return this.maxBytes;
   }
 
   /** Starts the push loop (once, after the first frames are queued, so they share a write). */
   start(): void {
-    runPushLoop(this.#queue, this.#socket, this);
-  }
-
-  /** Queues a data frame; false when it would exceed the limit (or the queue is sealed). */
-  push(frame: Uint8Array): boolean {
-    return this.#queue.push(frame);
-  }
-
-  /** Queues a control frame (the 101 response, a ping) ahead of the data. */
-  pushControl(frame: Uint8Array): void {
-    this.#queue.pushControl(frame);
-  }
-
-  /** Queues a pong, or replaces the one still waiting; true when it replaced one. */
-  pushPong(frame: Uint8Array): boolean {
-    return this.#queue.pushPong(frame);
-  }
-
-  /** Queues the close frame last (dropping the waiting data with `discard`) and seals. */
-  seal(closeFrame: Uint8Array, discard: boolean): void {
-    this.#queue.seal(closeFrame, discard);
-  }
-
-  /** Drops everything; a parked loop resumes only to end. Call after the socket is closed. */
-  dispose(): void {
-    this.#queue.dispose();
+    runPushLoop(this, this.#socket, this);
   }
 
   /**
@@ -108,16 +83,16 @@ export class SocketWriter implements QueueConsumer, WriteTracker {
    * write stalled beyond {@linkcode STALL_MS} takes the queue out of the backlog.
    */
   stalledFor(now: number): number {
-    if (this.writeSince === 0) return 0;
+    if (this.writeSince <= 0) return 0; // idle or ended
     const stalled = now - this.writeSince;
-    if (stalled > STALL_MS) this.#queue.leaveBacklog();
+    if (stalled > STALL_MS) this.leaveBacklog();
     return stalled;
   }
 
-  /** Called by the queue when frames wait again: starts the push loop, which had parked. */
-  resume(): void {
+  /** Frames wait again: starts the push loop, which had parked. */
+  protected override resumeConsumer(): void {
     // Only a parked queue needs a loop: a second one would interleave writes.
-    if (this.#queue.parked) runPushLoop(this.#queue, this.#socket, this);
+    if (this.parked) runPushLoop(this, this.#socket, this);
   }
 
   /** Called by the push loop after each batch is written in full. */
@@ -127,8 +102,9 @@ export class SocketWriter implements QueueConsumer, WriteTracker {
 
   /** Called by the push loop when it ends. */
   writerEnded(error: unknown): void {
-    if (this.#ended) return; // once
-    this.#ended = true;
+    // Once: a stray resume after the end (dispose resumes a parked loop) ends again.
+    if (this.writeSince === ENDED) return;
+    this.writeSince = ENDED;
     this.#owner.writerReport(0, true, error);
   }
 }
