@@ -8,12 +8,12 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startHttpServer } from "./http/http_server.ts";
-import { WebSocketServer } from "./net/listener.ts";
+import { bindWebSocket, WebSocketServer } from "./net/listener.ts";
 import { headBuffers, readBuffers } from "./net/read_buffers.ts";
 import { echoHandler } from "./push/echo_handler.ts";
 import type { ChannelHub } from "./push/channel_hub.ts";
 import { Hub } from "./push/hub.ts";
-import { Backlog } from "./push/backlog.ts";
+import { Backlog } from "./net/outbox/backlog.ts";
 import { RedisBroker } from "./push/redis_broker.ts";
 import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
@@ -41,10 +41,10 @@ export interface App {
 /** Starts the push server described by `config`. */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
-  // Each client counts for at most 16 KiB (a few stuck clients cannot fill the backlog), and no
-  // publisher waits longer than a second.
+  // Built once both ports are bound; publishes that arrive before count no clients.
+  let ws: WebSocketServer | undefined;
   const backlog: Backlog | undefined = config.maxBacklogBytes > 0
-    ? new Backlog(config.maxBacklogBytes, 16 * 1024, 1000, (): number => ws.clients.size)
+    ? new Backlog(config.maxBacklogBytes, undefined, undefined, () => ws?.clients.size ?? 0)
     : undefined;
   const tls = config.tlsCert
     ? { cert: await Deno.readTextFile(config.tlsCert), key: await Deno.readTextFile(config.tlsKey) }
@@ -76,41 +76,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   if (URL.canParse(config.publicWsUrl)) publicHosts.push(new URL(config.publicWsUrl).host);
   const allowedHosts = hostPolicy(config.hostname, publicHosts);
   warnAboutExposure(config, logger);
-  const ws = new WebSocketServer({
-    hostname: config.hostname,
-    port: config.wsPort,
-    tls,
-    maxClients: config.maxClients,
-    maxHeaderBytes: config.maxHeaderBytes,
-    handshakeTimeout: config.handshakeTimeout,
-    maxMessageBytes: config.maxMessageBytes,
-    maxFragments: config.maxFragments,
-    maxQueueBytes: config.maxQueueBytes,
-    closeTimeout: config.closeTimeout,
-    sendTimeout: config.sendTimeout,
-    writeDelay: config.writeDelay,
-    backlog,
-    pingInterval: config.pingInterval,
-    pongTimeout: config.pongTimeout,
-    allowedOrigins: config.allowedOrigins.includes("*") ? "*" : config.allowedOrigins,
-    allowedHosts,
-    routes: {
-      "/": createPushHandler({
-        demo: config.demo,
-        demoInterval: config.demoInterval,
-        hub,
-        maxSubscriptions: config.maxSubscriptions,
-        // On / only: /echo is the conformance peer, and those tools flood it by design.
-        maxClientRate: config.maxClientRate,
-        logger,
-        metrics,
-      }),
-      "/echo": echoHandler,
-    },
-    logger,
-    metrics,
-  });
-  const wsAddr = ws.listen();
+  // Both ports are bound before either server is built, so each knows both addresses.
+  const wsListener = bindWebSocket({ hostname: config.hostname, port: config.wsPort, tls });
+  const wsAddr = wsListener.addr as Deno.NetAddr;
   let http;
   try {
     http = await startHttpServer({
@@ -129,16 +97,41 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       allowedHosts,
     });
   } catch (err) {
-    await ws.shutdown();
+    wsListener.close();
     throw err;
   }
-  ws.pageOrigin = { port: http.addr.port, secure: tls !== undefined };
+  const wsServer = ws = new WebSocketServer({
+    listener: wsListener,
+    hostname: config.hostname,
+    // The config is the limits object: passed through, not copied field by field.
+    limits: config,
+    backlog,
+    allowedOrigins: config.allowedOrigins.includes("*") ? "*" : config.allowedOrigins,
+    pageOrigin: { port: http.addr.port, secure: tls !== undefined },
+    allowedHosts,
+    routes: {
+      "/": createPushHandler({
+        demo: config.demo,
+        demoInterval: config.demoInterval,
+        hub,
+        maxSubscriptions: config.maxSubscriptions,
+        // On / only: /echo is the conformance peer, and those tools flood it by design.
+        maxClientRate: config.maxClientRate,
+        logger,
+        metrics,
+      }),
+      "/echo": echoHandler,
+    },
+    logger,
+    metrics,
+  });
+  wsServer.start();
   metrics.setGauges(() => {
     const stats = hub.stats();
     let queuedBytes = 0;
-    for (const c of ws.clients) queuedBytes += c.queuedBytes;
+    for (const c of wsServer.clients) queuedBytes += c.queuedBytes;
     return {
-      connections: ws.clients.size,
+      connections: wsServer.clients.size,
       channels: stats.channels,
       activeChannels: stats.active,
       historyMessages: stats.historyMessages,
@@ -150,7 +143,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   return {
     wsAddr,
     httpAddr: http.addr,
-    ws,
+    ws: wsServer,
     hub,
     metrics,
     async shutdown(drainMs = 0) {
@@ -158,7 +151,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       // The page server outlives the drain, answering /readyz 503, so a load balancer learns
       // to send new clients elsewhere while the old ones are still saying goodbye.
       http.drain();
-      await ws.shutdown(undefined, undefined, drainMs);
+      await wsServer.shutdown(undefined, undefined, drainMs);
       await http.shutdown();
       await hub.close();
     },

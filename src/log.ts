@@ -4,7 +4,10 @@
  *
  * @module
  */
-import { LOG_LEVELS, type LogLevel } from "./config.ts";
+/** The log levels, least to most verbose. */
+export const LOG_LEVELS = ["silent", "error", "warn", "info", "debug"] as const;
+/** One of {@linkcode LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
 
 /** Values a log field may carry. */
 export type LogValue = string | number | boolean | undefined;

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import type { Backlog } from "../push/backlog.ts";
+import type { Backlog } from "../net/outbox/backlog.ts";
 import type { ChannelHub } from "../push/channel_hub.ts";
 import { type HostPolicy, hostPolicy, isHostAllowed } from "../protocol/handshake.ts";
 import { createPublishHandler } from "./publish_api.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import { concatBytes } from "../bytes.ts";
-import type { Backlog } from "../push/backlog.ts";
+import type { Backlog } from "../net/outbox/backlog.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { type ChannelHub, isValidChannelName } from "../push/channel_hub.ts";

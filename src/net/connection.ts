@@ -1,161 +1,38 @@
 /**
- * One upgraded WebSocket connection: a read loop that feeds the sans-I/O reader, the client's
- * queue drained by its push loop (the only writer), the close handshake, and an
- * `AbortController` that lives as long as the connection.
+ * One upgraded WebSocket connection, as endpoints see it (a {@linkcode Peer}): the data path
+ * (sends, the slow-consumer rule, the drain callback of paced replays), the events of each read
+ * handed to the route's handler, and the heartbeat. Reading is `ReadLoop`'s, the end of
+ * the connection (close handshake, signal, finishing) {@linkcode ConnectionLifecycle}'s, and
+ * every frame leaves through one `SocketWriter`.
  *
  * @module
  */
 import { CloseCode } from "../protocol/close.ts";
+import type { CloseState } from "../protocol/close_handshake.ts";
 import { ProtocolError } from "../protocol/errors.ts";
-import { encodeCloseFrame, encodeFrame, encodeTextFrame } from "../protocol/frame_encoder.ts";
-import { MessageReader, type WebSocketEvent } from "../protocol/message.ts";
+import { encodeFrame, encodeTextFrame } from "../protocol/frame_encoder.ts";
+import type { MessageReaderOptions, WebSocketEvent } from "../protocol/message.ts";
 import { Opcode } from "../protocol/opcode.ts";
-import type { Logger } from "../log.ts";
-import type { Metrics } from "../metrics.ts";
-import { ClientQueue, type QueueConsumer } from "../push/client_queue.ts";
-import type { WriteScheduler } from "../push/write_scheduler.ts";
-import type { Backlog } from "../push/backlog.ts";
-import { runPushLoop, type WriteTracker } from "../push/push_loop.ts";
-import { READ_SLOT_BYTES, readBuffers } from "./read_buffers.ts";
+import type { ReadGate } from "./read_loop.ts";
+import { ConnectionLifecycle, errorText } from "./lifecycle.ts";
+import type { Peer, PeerMessage } from "./peer.ts";
 import { clockMs } from "../clock.ts";
-import type { TokenBucket } from "../push/rate_limit.ts";
-
-/** What a route does with its connections. Every method is optional but `onMessage`. */
-export interface ConnectionHandler {
-  /** Called once the 101 response is queued; start producers here (with `c.signal`). */
-  onOpen?(c: Connection): void;
-  /** A whole text or binary message from the client. */
-  onMessage(
-    c: Connection,
-    message: { type: "text"; data: string } | { type: "binary"; data: Uint8Array },
-  ): void;
-  /**
-   * Called once when the connection starts closing (any reason), right after its signal aborts:
-   * stop routing messages to it. A plain method, not an abort listener, because a listener per
-   * connection costs memory on every idle client.
-   */
-  onClosing?(c: Connection): void;
-  /** Called once, after the socket is closed and both loops have ended. */
-  onClose?(c: Connection): void;
-}
-
-/**
- * Limits and collaborators of a {@linkcode Connection}. One object serves every connection of a
- * route: what differs per connection (id, request, peer) is passed on its own, because an
- * options object per client is memory on every idle client.
- */
-export interface ConnectionOptions {
-  /** Largest message accepted (1009 beyond). */
-  maxMessageBytes: number;
-  /** Most frames one message may be split into (1009 beyond). */
-  maxFragments: number;
-  /** Bytes that may wait in the outgoing queue (slow consumer beyond). */
-  maxQueueBytes: number;
-  /** How long to wait for the peer's close frame after sending ours. */
-  closeTimeout: number;
-  /** How long a write may make no progress. */
-  sendTimeout: number;
-  /** Defers writer wake-ups so publishes coalesce; null writes at once. */
-  scheduler: WriteScheduler | null;
-  /** The server's outgoing backlog, for publisher back-pressure; null counts nothing. */
-  backlog: Backlog | null;
-  /** Ping the client after this much silence; 0 disables pings. */
-  pingInterval: number;
-  /** Drop a pinged client that stays silent this long. */
-  pongTimeout: number;
-  /** The route's behaviour. */
-  handler: ConnectionHandler;
-  /** Where events are logged. */
-  logger: Logger;
-  /** Where events are counted. */
-  metrics: Metrics;
-  /** Called first once the connection has ended (the server drops it from its registry). */
-  onFinished?: (c: Connection) => void;
-}
-
-/**
- * The parts of the upgrade request a connection keeps: path, origin and the raw query string.
- * Headers are not kept, and the query is parsed when asked for (handlers read it once, at open),
- * so idle clients do not each hold a `URLSearchParams`.
- */
-export class ConnectionRequest {
-  /** The path of the request target, e.g. "/". */
-  readonly path: string;
-  /** The query string of the request target, with its "?" ("" when none). */
-  readonly search: string;
-  /** The Origin header, when the client is a browser. */
-  readonly origin?: string;
-
-  /** Keeps `path`, `search` and `origin`. */
-  constructor(path: string, search: string, origin?: string) {
-    this.path = path;
-    this.search = search;
-    if (origin !== undefined) this.origin = origin;
-  }
-
-  /** The query, parsed anew at each call. */
-  get query(): URLSearchParams {
-    return new URLSearchParams(this.search);
-  }
-}
 
 /** The state of the close handshake (RFC 6455 §7). */
-export type ConnectionState = "open" | "closing" | "closed";
+export type ConnectionState = CloseState;
 
-/** The largest read buffer: large messages grow a connection's buffer up to this. */
-const READ_BUFFER_LARGE = 64 * 1024;
+/** The heartbeat ping: empty, so one shared frame serves every connection. */
+const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
 
 /**
- * A server-side WebSocket connection over a `Deno.Conn`, after a successful handshake.
- *
- * It is also the {@linkcode WriteTracker} and {@linkcode QueueConsumer} of its push loop: the
- * loop reports progress and its end to the connection directly, and the queue restarts it
- * through the connection, with no promise chain or closure per client (an idle client's memory
- * is mostly such bookkeeping).
+ * A server-side WebSocket connection over a `Deno.Conn`, after a successful handshake; nothing
+ * is read or written before {@linkcode Connection.open}.
  */
-export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
-  /** A process-unique id. */
-  readonly id: number;
-  /** The upgrade request's path, query and origin. */
-  readonly request: ConnectionRequest;
-  /**
-   * When the pending write started or last progressed ({@linkcode clockMs}); 0 when no write
-   * is pending. Kept by the push loop, read by the stalled-write deadline.
-   */
-  writeSince = 0;
-
-  /** The route's message rate limit: see {@linkcode TokenBucket} (unused by other routes). */
+export class Connection extends ConnectionLifecycle implements Peer {
+  /** The route's message rate limit: see `TokenBucket` (unused by other routes). */
   rateDebt = 0;
   /** When {@linkcode Connection.rateDebt} was last brought up to date ({@linkcode clockMs}). */
   rateAt = 0;
-
-  /** The close frame this side sent: code and reason, once sent. */
-  closeSent?: { code: number; reason: string };
-  /** The close frame the peer sent, once received. */
-  closeReceived?: { code: number; reason: string };
-
-  readonly #conn: Deno.Conn;
-  readonly #options: ConnectionOptions;
-  readonly #queue: ClientQueue;
-  /** Created at the client's first bytes: an idle client holds no parser state. */
-  #reader: MessageReader | null = null;
-  #state: ConnectionState = "open";
-  #failed = false;
-  #writerDone = false;
-  /** When the peer's close reply is due (ms, see {@linkcode clockMs}); 0 while none is awaited. */
-  #closeDeadline = 0;
-  #controller: AbortController | null = null;
-  /** The buffer the pending read fills; {@linkcode READ_PAUSED} while reading is paused. */
-  #buffer: Uint8Array | null = null;
-  /** The slab slot this connection holds, when #buffer is one. */
-  #slot: Uint8Array | null = null;
-  /** Whether the closing began (the controller, if any, is aborted). */
-  #aborted = false;
-  /** The read and push loops still running; the connection has finished at 0. */
-  #loops = 2;
-  /** Created when someone asks for {@linkcode Connection.finished}. */
-  #finished: { promise: Promise<void>; resolve: () => void } | null = null;
-  #endReason = "";
   /** When the peer last sent bytes: any traffic proves it alive, not only pongs. */
   #lastHeard = clockMs();
   /** When the outstanding ping was sent, or 0 when none is. */
@@ -163,141 +40,19 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
   /** Who waits for the queue to drain (a paced history replay); null while nobody does. */
   #onDrained: (() => void) | null = null;
 
-  /**
-   * Takes over `conn` once the handshake is accepted; nothing is read or written before
-   * {@linkcode Connection.open}. `id` is process-unique (for logs).
-   */
-  constructor(
-    conn: Deno.Conn,
-    options: ConnectionOptions,
-    id: number,
-    request: ConnectionRequest,
-  ) {
-    this.#conn = conn;
-    this.#options = options;
-    this.id = id;
-    this.request = request;
-    this.#queue = new ClientQueue(
-      options.maxQueueBytes,
-      options.scheduler,
-      options.backlog,
-      this,
-    );
-  }
-
-  /** Resolves when the socket is closed and the read and push loops have ended. */
-  get finished(): Promise<void> {
-    if (this.#loops === 0) return Promise.resolve();
-    if (this.#finished === null) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => resolve = r);
-      this.#finished = { promise, resolve };
-    }
-    return this.#finished.promise;
-  }
-
-  /** Called by the queue when frames wait again: starts the push loop, which had parked. */
-  resume(): void {
-    // Only a parked queue needs a loop: a second one would interleave writes.
-    if (this.#queue.parked) runPushLoop(this.#queue, this.#conn, this);
-  }
-
-  /** Called by the push loop after each batch is written in full. */
-  written(bytes: number): void {
-    this.#options.metrics.bytesPushed += bytes;
-    if (this.#buffer === READ_PAUSED && !this.#repliesBehind()) this.#resumeReading();
-    if (this.#onDrained !== null && this.#queue.bytes <= this.#queue.maxBytes / 4) {
-      const callback = this.#onDrained;
-      this.#onDrained = null;
-      try {
-        callback();
-      } catch (err) {
-        // A bug in the hub must not pass for a failed write of this connection.
-        this.#options.logger.error("connection.on_drain_failed", {
-          client: this.id,
-          error: errorText(err),
-        });
-      }
-    }
-  }
-
-  /**
-   * Calls `callback` once, after a write, when the queue holds a quarter of its limit or less
-   * (see `Subscriber.onDrain`): a history replay sends its next chunk then.
-   */
-  onDrain(callback: () => void): void {
-    this.#onDrained = callback;
-  }
-
-  /** Called by the push loop when it ends: `error` is the write error, or null when drained. */
-  writerEnded(error: unknown): void {
-    if (this.#writerDone) return; // once
-    this.#writerDone = true;
-    if (error === null) this.#onWriterDone();
-    else this.#destroy(`write failed: ${errorText(error)}`);
-    this.#loopEnded();
-  }
-
-  #loopEnded(): void {
-    if (--this.#loops > 0) return;
-    try {
-      this.#options.onFinished?.(this);
-      if (this.#options.logger.enabled("info")) {
-        this.#options.logger.info("connection.closed", {
-          client: this.id,
-          code_sent: this.closeSent?.code,
-          code_received: this.closeReceived?.code,
-          reason: this.#endReason,
-        });
-      }
-      this.#options.handler.onClose?.(this);
-    } catch (err) {
-      this.#options.logger.error("connection.on_close_failed", {
-        client: this.id,
-        error: errorText(err),
-      });
-    } finally {
-      this.#finished?.resolve();
-    }
-  }
-
-  /**
-   * Aborted when the connection starts closing, for any reason (quit, peer close, error, server
-   * shutdown). Producers that push to this client (the demo feed, say) run with it and stop on
-   * it. Made on first use, already aborted when asked for after the closing began: a client fed
-   * only by channels never needs one, and 10,000 idle clients would each keep theirs.
-   */
-  get controller(): AbortController {
-    if (this.#controller === null) {
-      this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(CLOSING);
-    }
-    return this.#controller;
-  }
-
-  /** The abort signal of {@linkcode Connection.controller}. */
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
   /** The peer's address as `host:port` (made when asked: it is for logs). */
   get remote(): string {
-    return formatAddr(this.#conn.remoteAddr);
-  }
-
-  /** Where the close handshake stands. */
-  get state(): ConnectionState {
-    return this.#state;
+    return formatAddr(this.conn.remoteAddr);
   }
 
   /** Bytes waiting in the outgoing queue (data and control frames). */
   get queuedBytes(): number {
-    return this.#queue.bytes;
+    return this.writer.queuedBytes;
   }
 
   /** The most data bytes the queue holds (`--max-queue-bytes`). */
   get maxQueueBytes(): number {
-    return this.#queue.maxBytes;
+    return this.writer.maxQueueBytes;
   }
 
   /**
@@ -309,20 +64,17 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
    * parsed before anything else is read.
    */
   open(response: Uint8Array, leftover: Uint8Array): void {
-    this.#queue.pushControl(response);
+    this.writer.pushControl(response);
     try {
-      this.#options.handler.onOpen?.(this);
+      this.options.handler.onOpen?.(this);
     } catch (err) {
-      this.#options.logger.error("connection.on_open_failed", {
-        client: this.id,
-        error: errorText(err),
-      });
+      this.logError("connection.on_open_failed", err);
       this.close(CloseCode.InternalError, "internal error");
     } finally {
-      // Neither loop rejects; each reports its end to #loopEnded. Started in any case: a
+      // Neither loop rejects; each reports its end to loopEnded. Started in any case: a
       // registered connection without them could never end.
-      runPushLoop(this.#queue, this.#conn, this);
-      this.#startReading(leftover);
+      this.writer.start();
+      this.startReading(leftover);
     }
   }
 
@@ -342,34 +94,27 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
    * and its waiting data dropped: it cannot keep up, and others must not wait for it.
    */
   sendFrame(frame: Uint8Array): boolean {
-    if (this.#state !== "open") return false;
-    if (this.#queue.push(frame)) {
-      this.#options.metrics.messagesPushed++;
+    if (this.closing) return false;
+    if (this.writer.push(frame)) {
+      this.options.metrics.messagesPushed++;
       return true;
     }
-    this.#options.metrics.slowConsumerDisconnects++;
-    this.#options.logger.warn("client.slow_consumer", {
+    this.options.metrics.slowConsumerDisconnects++;
+    this.options.logger.warn("client.slow_consumer", {
       client: this.id,
-      queued_bytes: this.#queue.bytes,
-      max_queue_bytes: this.#queue.maxBytes,
+      queued_bytes: this.writer.queuedBytes,
+      max_queue_bytes: this.writer.maxQueueBytes,
     });
     this.close(CloseCode.PolicyViolation, "slow consumer", true);
     return false;
   }
 
   /**
-   * Starts the closing handshake: queues a close frame after the waiting data (or instead of it
-   * with `discard`), aborts {@linkcode Connection.signal}, and gives the peer
-   * `closeTimeout` ms to answer before TCP is closed. Does nothing once closing.
+   * Calls `callback` once, after a write, when the queue holds a quarter of its limit or less
+   * (see `Peer.onDrain`): a history replay sends its next chunk then.
    */
-  close(code: number = CloseCode.Normal, reason = "", discard = false): void {
-    if (this.#state !== "open") return;
-    this.#state = "closing";
-    this.closeSent = { code, reason };
-    this.#options.metrics.closeCodesSent.inc(code);
-    this.#queue.seal(encodeCloseFrame(code, reason), discard);
-    this.#closeDeadline = clockMs() + this.#options.closeTimeout;
-    this.#abort();
+  onDrain(callback: () => void): void {
+    this.#onDrained = callback;
   }
 
   /**
@@ -378,25 +123,23 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
    * timer per connection, with `now` from {@linkcode clockMs}.
    */
   tick(now: number): void {
-    if (this.#state === "closed") return;
-    const o = this.#options;
-    if (this.writeSince !== 0 && now - this.writeSince > STALL_MS) {
-      this.#queue.leaveBacklog();
-    }
-    if (this.#closeDeadline !== 0 && now > this.#closeDeadline) {
-      this.#destroy("close timeout");
-    } else if (this.writeSince !== 0 && now - this.writeSince > o.sendTimeout) {
+    if (this.ended) return;
+    const o = this.options;
+    const limits = o.limits;
+    const stalled = this.writer.stalledFor(now);
+    if (this.closeDeadlinePassed(now)) return;
+    if (stalled > limits.sendTimeout) {
       o.metrics.sendTimeouts++;
       o.logger.warn("client.send_timeout", { client: this.id });
-      this.#destroy("send timeout");
-    } else if (this.#state === "open" && o.pingInterval > 0) {
+      this.destroy("send timeout");
+    } else if (!this.closing && limits.pingInterval > 0) {
       if (this.#pingSentAt === 0) {
-        if (now - this.#lastHeard >= o.pingInterval) {
+        if (now - this.#lastHeard >= limits.pingInterval) {
           this.#pingSentAt = now;
-          this.#queue.pushControl(PING);
+          this.writer.pushControl(PING);
           o.metrics.pingsSent++;
         }
-      } else if (now - this.#pingSentAt > o.pongTimeout && this.#buffer !== READ_PAUSED) {
+      } else if (now - this.#pingSentAt > limits.pongTimeout && !this.readPaused) {
         // (While reading is paused the pong may be unread in the socket: the queue is draining,
         // or the send timeout ends a writer that is stuck.)
         o.metrics.pingTimeouts++;
@@ -407,252 +150,122 @@ export class Connection implements WriteTracker, QueueConsumer, TokenBucket {
     }
   }
 
-  /** Closes the socket at once (no close handshake): used when the server must stop now. */
-  abort(reason: string): void {
-    this.#destroy(reason);
-  }
-
-  /**
-   * The read loop, as callbacks rather than an async function: one read is pending at a time,
-   * and {@linkcode Connection.#onRead} handles its bytes and starts the next. A suspended async
-   * function costs a generator, its registers, a promise and two closures on every idle client
-   * (~0.3 KiB measured over 10,000); these two callbacks are made once per connection.
-   *
-   * An idle connection reads into a small slot of a shared slab ({@linkcode readBuffers}); a
-   * read that fills its buffer grows it (×4, up to 64 KiB) for the large message that is
-   * arriving, and the connection goes back to a slot once the reads are small again.
-   */
-  #startReading(leftover: Uint8Array): void {
-    this.#slot = this.#buffer = readBuffers.take();
-    if (leftover.length > 0 && !this.#feed(leftover)) return this.#readEnded();
-    this.#readNext();
-  }
-
-  /**
-   * Reads the next bytes, unless the replies to what was read wait unwritten: with more than
-   * half of `maxQueueBytes` queued, reading pauses (nothing more is parsed or answered, the
-   * peer's TCP window fills) until the writer drains below that. A client that sends faster
-   * than it reads is slowed to its own pace instead of growing the server; the other half of
-   * the queue is room for publications meanwhile, and those still make it a slow consumer.
-   */
-  #readNext(): void {
-    if (this.#state === "closed") return this.#readEnded();
-    if (this.#repliesBehind()) return this.#pauseReading();
-    let read: Promise<number | null>;
-    try {
-      read = this.#conn.read(this.#buffer!);
-    } catch (err) {
-      return this.#onReadFailed(err); // a read that throws instead of rejecting
-    }
-    read.then(this.#onRead, this.#onReadFailed);
-  }
-
-  readonly #onRead = (n: number | null): void => {
-    let more = false;
-    try {
-      if (n === null) {
-        this.#destroy(this.closeReceived ? "closed" : "peer closed TCP");
-      } else {
-        this.#lastHeard = clockMs();
-        this.#pingSentAt = 0;
-        // After a protocol error, drain until the peer goes away.
-        more = this.#failed || this.#feed(this.#buffer!.subarray(0, n));
-        if (more && !this.#failed) this.#resizeBuffer(n);
+  /** A batch was written: count it, resume a paused read loop, call the drain callback. */
+  protected written(bytes: number): void {
+    this.options.metrics.bytesPushed += bytes;
+    if (this.readPaused && !this.#repliesBehind()) this.resumeReading();
+    if (this.#onDrained !== null && this.writer.queuedBytes <= this.writer.maxQueueBytes / 4) {
+      const callback = this.#onDrained;
+      this.#onDrained = null;
+      try {
+        callback();
+      } catch (err) {
+        // A bug in the hub must not pass for a failed write of this connection.
+        this.logError("connection.on_drain_failed", err);
       }
-    } catch (err) {
-      // Socket and protocol errors are handled where they happen; this is a bug, but must not
-      // leak.
-      this.#options.logger.error("connection.internal_error", {
+    }
+  }
+
+  /** Reads, pauses while more than half the queue's limit waits, or stops once closed. */
+  protected readGate(): ReadGate {
+    if (this.ended) return "stop";
+    // The replies to what was read wait unwritten: nothing more is parsed or answered (the
+    // peer's TCP window fills) until the writer drains. A client that sends faster than it
+    // reads is slowed to its own pace instead of growing the server; the other half of the
+    // queue is room for publications meanwhile, and those still make it a slow consumer.
+    return this.#repliesBehind() ? "pause" : "read";
+  }
+
+  /** Any bytes prove the peer alive, not only pongs. */
+  protected heard(): void {
+    this.#lastHeard = clockMs();
+    this.#pingSentAt = 0;
+  }
+
+  /** After a protocol error the peer's bytes are drained unparsed. */
+  protected inputFailed(): boolean {
+    return this.failed;
+  }
+
+  /** The route's reader limits. */
+  protected readerOptions(): MessageReaderOptions {
+    return this.options.reader;
+  }
+
+  /** EOF from the peer. */
+  protected peerClosed(): void {
+    this.destroy(this.closeReceived ? "closed" : "peer closed TCP");
+  }
+
+  /** A read failed, or handling its bytes threw (a bug of ours, which must not leak). */
+  protected readFailed(err: unknown, internal: boolean): void {
+    if (!internal) return this.destroy(`read failed: ${errorText(err)}`);
+    this.logError("connection.internal_error", err);
+    this.destroy("internal error");
+  }
+
+  /** Counts a pause of the read loop. */
+  protected readPausedNow(): void {
+    this.options.metrics.readsPaused++;
+  }
+
+  /** The read loop has ended. */
+  protected readLoopEnded(): void {
+    this.loopEnded();
+  }
+
+  /** The parser failed: the peer's protocol error, or (1011) a bug of ours. */
+  protected parseFailed(error: unknown): void {
+    if (error instanceof ProtocolError) {
+      this.options.metrics.protocolErrors.inc(error.failure);
+      this.options.logger.warn("connection.protocol_error", {
         client: this.id,
-        error: errorText(err),
+        failure: error.failure,
+        code: error.closeCode,
       });
-      this.#destroy("internal error");
-      more = false;
-    }
-    if (more) this.#readNext();
-    else this.#readEnded();
-  };
-
-  /** Whether more than half of the queue's limit waits: reading pauses until it drains. */
-  #repliesBehind(): boolean {
-    return this.#queue.bytes > this.#queue.maxBytes / 2;
-  }
-
-  /** Pauses the read loop: no read is pending, so the slot serves others meanwhile. */
-  #pauseReading(): void {
-    if (this.#slot !== null) readBuffers.give(this.#slot);
-    this.#slot = null;
-    this.#buffer = READ_PAUSED;
-    this.#options.metrics.readsPaused++;
-  }
-
-  /** Resumes a paused read loop (the writer drained); #destroy ends it instead. */
-  #resumeReading(): void {
-    this.#slot = this.#buffer = readBuffers.take();
-    this.#readNext();
-  }
-
-  readonly #onReadFailed = (err: unknown): void => {
-    this.#destroy(`read failed: ${errorText(err)}`);
-    this.#readEnded();
-  };
-
-  /** Grows the buffer after a read that filled it; goes back to a slot after small reads. */
-  #resizeBuffer(n: number): void {
-    const buffer = this.#buffer!;
-    if (n === buffer.length && buffer.length < READ_BUFFER_LARGE) {
-      this.#buffer = new Uint8Array(Math.min(buffer.length * 4, READ_BUFFER_LARGE));
-      if (this.#slot !== null) {
-        readBuffers.give(this.#slot); // no read into it is pending: it was just completed
-        this.#slot = null;
-      }
-    } else if (
-      this.#slot === null && n <= READ_SLOT_BYTES / 2 && this.#reader?.bufferedBytes === 0
-    ) {
-      this.#slot = this.#buffer = readBuffers.take();
+      this.fail(error.closeCode, error.message);
+    } else {
+      this.logError("connection.internal_error", error);
+      this.fail(CloseCode.InternalError, "internal error");
     }
   }
 
-  /** The read loop has ended: no read is pending, so the slot can serve another connection. */
-  #readEnded(): void {
-    if (this.#slot !== null) readBuffers.give(this.#slot);
-    this.#slot = this.#buffer = null;
-    this.#loopEnded();
-  }
-
-  /** Feeds bytes to the reader; returns false when the read loop must stop. */
-  #feed(bytes: Uint8Array): boolean {
-    try {
-      this.#reader ??= new MessageReader(
-        {
-          role: "server",
-          maxMessageBytes: this.#options.maxMessageBytes,
-          maxFragments: this.#options.maxFragments,
-        },
-        (event) => this.#onEvent(event),
-      );
-      this.#reader.push(bytes);
-    } catch (err) {
-      if (!(err instanceof ProtocolError)) {
-        this.#options.logger.error("connection.internal_error", {
-          client: this.id,
-          error: errorText(err),
-        });
-        this.#fail(CloseCode.InternalError, "internal error");
-        return true;
-      }
-      this.#options.metrics.protocolErrors.inc(err.failure);
-      this.#options.logger.warn("connection.protocol_error", {
-        client: this.id,
-        failure: err.failure,
-        code: err.closeCode,
-      });
-      this.#fail(err.closeCode, err.message);
-    }
-    return this.#state !== "closed";
-  }
-
-  /** _Fail the WebSocket Connection_ (§7.1.7): a close frame with `code`, then no more data. */
-  #fail(code: number, reason: string): void {
-    this.#failed = true;
-    // Replies to the valid messages before the bad frame are still sent, then the close: the
-    // peer sees everything it earned (Autobahn's strict reading); the queue bound caps the delay.
-    if (this.#state === "open") this.close(code, reason, false);
-  }
-
-  #onEvent(event: WebSocketEvent): void {
+  /** Handles one event of a read (after the parser returned). */
+  protected onEvent(event: WebSocketEvent): void {
     switch (event.type) {
       case "text":
       case "binary":
-        this.#options.metrics.messagesReceived++;
-        if (this.#state === "open") this.#options.handler.onMessage(this, event);
+        this.options.metrics.messagesReceived++;
+        if (!this.closing) this.#onMessage(event);
         return;
       case "ping":
         // One pong waits at most: a newer ping's replaces it (§5.5.3 allows answering only
         // the most recent), so a ping flood cannot grow the queue.
-        if (
-          this.#state === "open" && this.#queue.pushPong(encodeFrame(Opcode.Pong, event.payload))
-        ) {
-          this.#options.metrics.pongsCoalesced++;
+        if (!this.closing && this.writer.pushPong(encodeFrame(Opcode.Pong, event.payload))) {
+          this.options.metrics.pongsCoalesced++;
         }
         return;
       case "pong":
         return;
       case "close":
-        this.closeReceived = { code: event.code, reason: event.reason };
-        this.#options.metrics.closeCodesReceived.inc(event.code);
-        if (this.#state === "open") {
-          // Echo the peer's code (§5.5.1); 1005 means it sent none, so neither do we.
-          this.close(event.code, event.code === CloseCode.NoStatus ? "" : event.reason);
-        } else if (this.#writerDone) {
-          this.#destroy("closed");
-        }
-        return;
+        return this.peerClose(event.code, event.reason);
     }
   }
 
-  #onWriterDone(): void {
-    if (this.#state === "closed") return;
-    if (this.closeReceived) {
-      // Both close frames are exchanged: the server closes TCP first (§7.1.1).
-      this.#destroy("closed");
-    } else if (this.#failed) {
-      // Half-close so the peer reads our close frame and EOF instead of a reset, then drain
-      // its bytes until it closes or the close deadline passes.
-      this.#conn.closeWrite().catch(() => {});
-    }
+  /** Whether more than half of the queue's limit waits: reading pauses until it drains. */
+  #repliesBehind(): boolean {
+    return this.writer.queuedBytes > this.writer.maxQueueBytes / 2;
   }
 
-  /** Aborts the signal and tells the handler, once, whatever starts the closing. */
-  #abort(): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#controller?.abort(CLOSING);
+  /** Hands a message to the handler; a bug there closes with 1011, the parser goes on. */
+  #onMessage(message: PeerMessage): void {
     try {
-      this.#options.handler.onClosing?.(this);
+      this.options.handler.onMessage(this, message);
     } catch (err) {
-      this.#options.logger.error("connection.on_closing_failed", {
-        client: this.id,
-        error: errorText(err),
-      });
+      this.logError("connection.on_message_failed", err);
+      this.close(CloseCode.InternalError, "internal error");
     }
   }
-
-  #destroy(reason: string): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#endReason = reason;
-    this.#abort();
-    try {
-      this.#conn.close();
-    } catch {
-      // Already closed by the runtime.
-    }
-    // After the socket is closed: a parked push loop resumes here only to end.
-    this.#queue.dispose();
-    // A paused read loop has no read pending that would end it.
-    if (this.#buffer === READ_PAUSED) this.#readEnded();
-  }
-}
-
-/**
- * The abort reason of every closing connection. One shared DOMException: making one per close
- * (what `abort()` without a reason does) captures a stack trace, 5% of the server's time while
- * thousands of clients disconnect.
- */
-const CLOSING = new DOMException("The connection is closing.", "AbortError");
-
-/** A write stuck this long means the peer stopped reading: its queue leaves the backlog. */
-const STALL_MS = 100;
-
-/** The `#buffer` of a connection whose reading is paused (shared, never read into). */
-const READ_PAUSED = new Uint8Array(0);
-
-/** The heartbeat ping: empty, so one shared frame serves every connection. */
-const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 /** Formats a peer address as `host:port` for logs. */

@@ -9,64 +9,61 @@ import { CloseCode } from "../protocol/close.ts";
 import {
   acceptKey,
   buildAcceptResponse,
-  buildRejectResponse,
-  findHeaderEnd,
   type HandshakeRejection,
   type HostPolicy,
   hostPolicy,
   isRejection,
-  parseRequestHead,
+  type parseRequestHead,
   type UpgradeOptions,
   type UpgradeRequest,
   validateUpgrade,
 } from "../protocol/handshake.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
-import { writeFully } from "../push/push_loop.ts";
-import { WriteScheduler } from "../push/write_scheduler.ts";
-import type { Backlog } from "../push/backlog.ts";
+import { WriteScheduler } from "./outbox/write_scheduler.ts";
+import type { Backlog } from "./outbox/backlog.ts";
+import { Connection, formatAddr } from "./connection.ts";
+import type { ConnectionOptions, ServerLimits } from "./limits.ts";
+import { type PeerHandler, PeerRequest } from "./peer.ts";
 import {
-  Connection,
-  type ConnectionHandler,
-  type ConnectionOptions,
-  ConnectionRequest,
-  formatAddr,
-} from "./connection.ts";
-import { HEAD_SLOT_BYTES, headBuffers } from "./read_buffers.ts";
+  closeQuietly,
+  type PendingHandshake,
+  readRequestHead,
+  rejectHandshake,
+} from "./handshake_io.ts";
 import { clockMs } from "../clock.ts";
 
-/** Options of {@linkcode WebSocketServer}. */
-export interface WebSocketServerOptions {
+/** Where the WebSocket server listens; {@linkcode bindWebSocket} binds it. */
+export interface BindOptions {
   /** Address to bind. */
   hostname: string;
   /** Port to bind; 0 picks a free one. */
   port: number;
   /** PEM certificate and key: accept TLS (wss://) instead of plain TCP. */
   tls?: { cert: string; key: string };
-  /** Most clients at once; the next handshake gets 503. */
-  maxClients: number;
-  /** Largest request head (431 beyond). */
-  maxHeaderBytes: number;
-  /** Time allowed for the whole handshake. */
-  handshakeTimeout: number;
-  /** Largest client message (1009 beyond). */
-  maxMessageBytes: number;
-  /** Most frames in one client message (1009 beyond). */
-  maxFragments: number;
-  /** Outgoing bytes per client before it is a slow consumer. */
-  maxQueueBytes: number;
-  /** Wait for the peer's close frame. */
-  closeTimeout: number;
-  /** Longest stalled write. */
-  sendTimeout: number;
-  /** Write coalescing delay in ms; 0 writes at once. */
-  writeDelay: number;
+}
+
+/**
+ * Binds the WebSocket port (TLS when `tls` is given). The app binds both servers' ports before
+ * it builds either, so each is built knowing both addresses.
+ */
+export function bindWebSocket(options: BindOptions): Deno.Listener {
+  const { hostname, port, tls } = options;
+  return tls
+    ? Deno.listenTls({ hostname, port, transport: "tcp", ...tls })
+    : Deno.listen({ hostname, port, transport: "tcp" });
+}
+
+/** Options of {@linkcode WebSocketServer}. */
+export interface WebSocketServerOptions {
+  /** The bound socket ({@linkcode bindWebSocket}); the server owns it from here. */
+  listener: Deno.Listener;
+  /** The address it was bound with: the Host names accepted by default are its own. */
+  hostname: string;
+  /** Every limit, passed through as is (the app's `Config` is one). */
+  limits: ServerLimits;
   /** The outgoing backlog every client queue reports to (publisher back-pressure). */
   backlog?: Backlog;
-  /** Ping after this much silence; 0 disables pings. */
-  pingInterval: number;
-  /** Drop a pinged client silent this long. */
-  pongTimeout: number;
   /** Browser origins allowed to connect, or "*"; empty = the page server's own (`pageOrigin`). */
   allowedOrigins: readonly string[] | "*";
   /** The page server's port and scheme, for the default Origin rule. */
@@ -74,28 +71,21 @@ export interface WebSocketServerOptions {
   /** The Host names accepted (403 otherwise); default: those of `hostname` alone. */
   allowedHosts?: HostPolicy;
   /** WebSocket endpoints by path. */
-  routes: Record<string, ConnectionHandler>;
+  routes: Record<string, PeerHandler>;
   /** Where events are logged. */
   logger: Logger;
   /** Where events are counted. */
   metrics: Metrics;
 }
 
-interface PendingHandshake {
-  conn: Deno.Conn;
-  deadline: number;
-}
-
-/** A refused client gets this long to read the response before its socket is closed. */
-const REJECT_LINGER_MS = 1000;
-
 /**
  * A WebSocket server on raw TCP.
  *
  * @example
  * ```ts
- * const server = new WebSocketServer({ ...options, routes: { "/echo": echoHandler } });
- * const addr = server.listen(); // { hostname: "127.0.0.1", port: 9000, transport: "tcp" }
+ * const listener = bindWebSocket({ hostname: "127.0.0.1", port: 9000 });
+ * const server = new WebSocketServer({ ...options, listener, routes: { "/echo": echoHandler } });
+ * const addr = server.start(); // { hostname: "127.0.0.1", port: 9000, transport: "tcp" }
  * await server.shutdown();
  * ```
  */
@@ -109,7 +99,6 @@ export class WebSocketServer {
   /** Handshakes in flight, and what shutdown waits on until they are done. */
   #handshakes = 0;
   #handshakesDone: (() => void) | null = null;
-  #listener: Deno.Listener | null = null;
   #acceptLoop: Promise<void> = Promise.resolve();
   #ticker: ReturnType<typeof setInterval> | undefined;
   #nextId = 1;
@@ -119,15 +108,9 @@ export class WebSocketServer {
   #closing = false;
   #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
 
-  /** Creates the server; nothing is bound until {@linkcode WebSocketServer.listen}. */
+  /** Creates the server on its bound listener; nothing is accepted before `start`. */
   constructor(options: WebSocketServerOptions) {
     this.#options = options;
-  }
-
-  /** The page server's port and scheme; the app sets it once the page server is bound. */
-  set pageOrigin(page: { port: number; secure: boolean }) {
-    this.#options.pageOrigin = page;
-    this.#upgradeOptions = null;
   }
 
   /** The connected clients (handshake done, not yet closed). */
@@ -135,21 +118,17 @@ export class WebSocketServer {
     return this.#clients;
   }
 
-  /** Binds the port, starts accepting and returns the bound address. */
-  listen(): Deno.NetAddr {
-    const { hostname, port } = this.#options;
-    this.#listener = this.#options.tls
-      ? Deno.listenTls({ hostname, port, transport: "tcp", ...this.#options.tls })
-      : Deno.listen({ hostname, port, transport: "tcp" });
+  /** Starts accepting and returns the bound address. */
+  start(): Deno.NetAddr {
     // One ticker for every deadline of every connection, fine enough for the shortest one.
-    const o = this.#options;
+    const o = this.#options.limits;
     const deadlines = [o.handshakeTimeout, o.closeTimeout, o.sendTimeout, o.pongTimeout];
     if (o.pingInterval > 0) deadlines.push(o.pingInterval);
     const tickMs = Math.min(1000, Math.max(10, Math.min(...deadlines) / 4));
     this.#ticker = setInterval(() => this.#tick(), tickMs);
     if (o.writeDelay > 0) this.#scheduler = new WriteScheduler(o.writeDelay);
-    this.#acceptLoop = this.#accept(this.#listener);
-    const addr = this.#listener.addr as Deno.NetAddr;
+    this.#acceptLoop = this.#accept(this.#options.listener);
+    const addr = this.#options.listener.addr as Deno.NetAddr;
     this.#options.logger.info("ws.listening", { address: `${addr.hostname}:${addr.port}` });
     return addr;
   }
@@ -166,7 +145,11 @@ export class WebSocketServer {
   ): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
-    this.#listener?.close();
+    try {
+      this.#options.listener.close();
+    } catch {
+      // Closed already.
+    }
     if (this.#backoff) {
       clearTimeout(this.#backoff.timer);
       this.#backoff.resolve();
@@ -213,12 +196,12 @@ export class WebSocketServer {
   async #handshake(conn: Deno.Conn): Promise<void> {
     const pending: PendingHandshake = {
       conn,
-      deadline: clockMs() + this.#options.handshakeTimeout,
+      deadline: clockMs() + this.#options.limits.handshakeTimeout,
     };
     this.#pending.add(pending);
     try {
       (conn as Deno.TcpConn).setNoDelay?.(true);
-      const head = await this.#readHead(conn);
+      const head = await readRequestHead(conn, this.#options.limits.maxHeaderBytes);
       if (head === null) {
         this.#options.logger.info("handshake.abandoned", { remote: addrOf(conn) });
         closeQuietly(conn);
@@ -226,7 +209,7 @@ export class WebSocketServer {
       }
       const result = isRejection(head.request) ? head.request : this.#check(head.request);
       if (isRejection(result)) {
-        await this.#reject(conn, pending, result);
+        await this.#reject(pending, result);
         return;
       }
       let accept: string;
@@ -260,57 +243,6 @@ export class WebSocketServer {
     }
   }
 
-  /**
-   * Reads the request head; null when the peer closed first. The head is read into a pooled
-   * slot ({@linkcode headBuffers}) that goes back once the reads are done (the head is decoded to
-   * a string and the leftover copied, so nothing keeps a view of it).
-   */
-  async #readHead(
-    conn: Deno.Conn,
-  ): Promise<
-    | { request: ReturnType<typeof parseRequestHead>; leftover: Uint8Array }
-    | null
-  > {
-    const max = this.#options.maxHeaderBytes;
-    let slot: Uint8Array | null = max >= HEAD_SLOT_BYTES ? headBuffers.take() : null;
-    let buffer = slot ?? new Uint8Array(max);
-    let length = 0;
-    try {
-      while (true) {
-        if (length === buffer.length) {
-          if (length >= max) {
-            return {
-              request: { status: 431, reason: `The request head exceeds ${max} bytes.` },
-              leftover: EMPTY,
-            };
-          }
-          const grown = new Uint8Array(Math.min(max, buffer.length * 2));
-          grown.set(buffer);
-          buffer = grown;
-          if (slot !== null) headBuffers.give(slot); // no read into it is pending
-          slot = null;
-        }
-        const n = await conn.read(buffer.subarray(length));
-        if (n === null) return null;
-        const from = length;
-        length += n;
-        const end = findHeaderEnd(buffer, from, length);
-        if (end !== -1) {
-          // Bytes past the head are the first frame(s): keep them for the parser.
-          return {
-            request: parseRequestHead(buffer.subarray(0, end)),
-            // Usually nothing follows the head: share one empty array instead of keeping a new
-            // one alive for the connection's lifetime.
-            leftover: end === length ? EMPTY : buffer.slice(end, length),
-          };
-        }
-      }
-    } finally {
-      // Every read has settled (or failed) here: the slot can serve another handshake.
-      if (slot !== null) headBuffers.give(slot);
-    }
-  }
-
   #check(
     request: Exclude<ReturnType<typeof parseRequestHead>, HandshakeRejection>,
   ): UpgradeRequest | HandshakeRejection {
@@ -323,28 +255,21 @@ export class WebSocketServer {
     const result = validateUpgrade(request, this.#upgradeOptions);
     if (isRejection(result)) return result;
     if (this.#closing) return { status: 503, reason: "The server is shutting down." };
-    if (this.#clients.size + this.#reserved >= this.#options.maxClients) {
+    if (this.#clients.size + this.#reserved >= this.#options.limits.maxClients) {
       return { status: 503, reason: "The server is full: too many clients. Try again later." };
     }
     this.#reserved++;
     return result;
   }
 
-  async #reject(conn: Deno.Conn, pending: PendingHandshake, rejection: HandshakeRejection) {
+  async #reject(pending: PendingHandshake, rejection: HandshakeRejection): Promise<void> {
     this.#options.metrics.handshakesRejected.inc(rejection.status);
     this.#options.logger.warn("handshake.rejected", {
-      remote: addrOf(conn),
+      remote: addrOf(pending.conn),
       status: rejection.status,
       reason: rejection.reason,
     });
-    await writeFully(conn, buildRejectResponse(rejection));
-    // Half-close and drain briefly: closing with unread request bytes would send a reset that
-    // can destroy the response before the client reads it.
-    await conn.closeWrite();
-    pending.deadline = Math.min(pending.deadline, clockMs() + REJECT_LINGER_MS);
-    const sink = new Uint8Array(4096);
-    while ((await conn.read(sink)) !== null) { /* discard */ }
-    closeQuietly(conn);
+    await rejectHandshake(pending, rejection);
   }
 
   #open(
@@ -358,7 +283,7 @@ export class WebSocketServer {
       conn,
       this.#connectionOptions(request.path),
       this.#nextId++,
-      new ConnectionRequest(request.path, request.search, request.origin),
+      new PeerRequest(request.path, request.search, request.origin),
     );
     // Guarded: at the usual level these fields would be garbage made for nothing, per client.
     if (o.logger.enabled("info")) {
@@ -382,15 +307,14 @@ export class WebSocketServer {
     if (options === undefined) {
       const o = this.#options;
       options = {
-        maxMessageBytes: o.maxMessageBytes,
-        maxFragments: o.maxFragments,
-        maxQueueBytes: o.maxQueueBytes,
-        closeTimeout: o.closeTimeout,
-        sendTimeout: o.sendTimeout,
+        limits: o.limits,
+        reader: {
+          role: "server",
+          maxMessageBytes: o.limits.maxMessageBytes,
+          maxFragments: o.limits.maxFragments,
+        },
         scheduler: this.#scheduler,
         backlog: o.backlog ?? null,
-        pingInterval: o.pingInterval,
-        pongTimeout: o.pongTimeout,
         handler: o.routes[path],
         logger: o.logger,
         metrics: o.metrics,
@@ -415,8 +339,6 @@ export class WebSocketServer {
   }
 }
 
-const EMPTY = new Uint8Array(0);
-
 /** Whether `err` is the socket failing (the peer or a deadline), not a bug of ours. */
 function isSocketError(err: unknown): boolean {
   return Object.values(Deno.errors).some((E) => err instanceof E);
@@ -428,13 +350,5 @@ function addrOf(conn: Deno.Conn): string {
     return formatAddr(conn.remoteAddr);
   } catch {
     return "?";
-  }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // Already closed.
   }
 }

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import type { ConnectionHandler } from "../net/connection.ts";
+import type { PeerHandler } from "../net/peer.ts";
 
 /** The handler of the echo endpoint. */
-export const echoHandler: ConnectionHandler = {
+export const echoHandler: PeerHandler = {
   onMessage(c, message) {
     if (message.type === "text") c.sendText(message.data);
     else c.sendBinary(message.data);

@@ -14,11 +14,11 @@
  * @module
  */
 import { CloseCode } from "../protocol/close.ts";
-import type { Connection, ConnectionHandler } from "../net/connection.ts";
+import type { Peer, PeerHandler } from "../net/peer.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { clockMs } from "../clock.ts";
-import { BURST_FACTOR, takeToken } from "./rate_limit.ts";
+import { BURST_FACTOR, takeToken } from "../net/rate_limit.ts";
 import { runDemoFeed } from "./demo_feed.ts";
 import { type ChannelHub, isValidChannelName, parsePosition } from "./channel_hub.ts";
 import type { Position } from "./broker.ts";
@@ -47,15 +47,15 @@ export interface PushHandlerOptions {
 /** The longest client text echoed into a log line. */
 const PREVIEW_CHARS = 200;
 
-function sendError(c: Connection, error: string): void {
+function sendError(c: Peer, error: string): void {
   c.sendText(JSON.stringify({ error }));
 }
 
 /** Creates the handler of the push endpoint. */
-export function createPushHandler(options: PushHandlerOptions): ConnectionHandler {
+export function createPushHandler(options: PushHandlerOptions): PeerHandler {
   const { hub, logger, maxClientRate } = options;
 
-  function subscribe(c: Connection, channel: string, since: Position | undefined): void {
+  function subscribe(c: Peer, channel: string, since: Position | undefined): void {
     if (!isValidChannelName(channel)) {
       return sendError(
         c,
@@ -79,7 +79,7 @@ export function createPushHandler(options: PushHandlerOptions): ConnectionHandle
     }
   }
 
-  function command(c: Connection, text: string): boolean {
+  function command(c: Peer, text: string): boolean {
     const words = text.split(" ");
     switch (words[0]) {
       case "quit":

@@ -277,7 +277,15 @@ export class ClientQueue {
   /** Resumes the parked consumer now (the scheduler's flush calls this). */
   wakeNow(): void {
     this.#wakeScheduled = false;
-    if (this.#parked) this.#consumer?.resume();
+    if (this.#parked) this.resumeConsumer();
+  }
+
+  /**
+   * Resumes the parked consumer. A subclass that drains itself (the socket writer) overrides
+   * this instead of passing a consumer: one object per client instead of two.
+   */
+  protected resumeConsumer(): void {
+    this.#consumer?.resume();
   }
 
   #notify(): void {
@@ -290,7 +298,7 @@ export class ClientQueue {
       }
       return;
     }
-    this.#consumer?.resume();
+    this.resumeConsumer();
   }
 }
 

@@ -2,8 +2,8 @@
  * Publisher back-pressure: the shared backlog, its per-client cap and its bounded wait.
  */
 import { assert, assertEquals } from "@std/assert";
-import { Backlog } from "../../src/push/backlog.ts";
-import { ClientQueue } from "../../src/push/client_queue.ts";
+import { Backlog } from "../../../src/net/outbox/backlog.ts";
+import { ClientQueue } from "../../../src/net/outbox/client_queue.ts";
 
 Deno.test("queues report their bytes to the backlog, each counting at most the cap", () => {
   const backlog = new Backlog(1000, 100, 1000);

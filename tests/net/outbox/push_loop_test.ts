@@ -4,8 +4,12 @@
  * ends once, after the close frame, or at the first failed write.
  */
 import { assert, assertEquals } from "@std/assert";
-import { ClientQueue } from "../../src/push/client_queue.ts";
-import { type ByteWriter, runPushLoop, type WriteTracker } from "../../src/push/push_loop.ts";
+import { ClientQueue } from "../../../src/net/outbox/client_queue.ts";
+import {
+  type ByteWriter,
+  runPushLoop,
+  type WriteTracker,
+} from "../../../src/net/outbox/push_loop.ts";
 
 /** Accepts at most `chunk` bytes per write, asynchronously, and records them. */
 class FakeSocket implements ByteWriter {

@@ -3,7 +3,7 @@
  * refill with time, a cap on what idleness saves up, and whole numbers in its state.
  */
 import { assert, assertEquals } from "@std/assert";
-import { BURST_FACTOR, takeToken, type TokenBucket } from "../../src/push/rate_limit.ts";
+import { BURST_FACTOR, takeToken, type TokenBucket } from "../../src/net/rate_limit.ts";
 
 const fresh = (): TokenBucket => ({ rateDebt: 0, rateAt: 0 });
 

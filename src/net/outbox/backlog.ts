@@ -13,6 +13,15 @@
  * @module
  */
 
+/**
+ * The most one client's queue counts for by default: a few stuck clients cannot fill the
+ * backlog by themselves.
+ */
+export const BACKLOG_PER_CLIENT_CAP = 16 * 1024;
+
+/** The longest a publisher waits by default: delivery lagging is no reason to stall for long. */
+export const BACKLOG_MAX_WAIT_MS = 1000;
+
 /** The shared outgoing backlog of one server. */
 export class Backlog {
   /** Counted bytes waiting in all queues now. */
@@ -33,8 +42,8 @@ export class Backlog {
    */
   constructor(
     highWater: number,
-    perClientCap: number,
-    maxWaitMs: number,
+    perClientCap: number = BACKLOG_PER_CLIENT_CAP,
+    maxWaitMs: number = BACKLOG_MAX_WAIT_MS,
     clients: () => number = () => 0,
   ) {
     this.highWater = highWater;

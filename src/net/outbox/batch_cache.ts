@@ -12,7 +12,7 @@
  * @module
  */
 
-import { concatBytes } from "../bytes.ts";
+import { concatBytes } from "../../bytes.ts";
 
 /** How many recent batches are remembered: clients whose previous write was still pending take
  * a batch with other boundaries, so a few variants are live in each flush. */

@@ -11,7 +11,7 @@
  * @module
  */
 import type { ClientQueue } from "./client_queue.ts";
-import { clockMs } from "../clock.ts";
+import { clockMs } from "../../clock.ts";
 
 /**
  * What the loop reports about its writes: when the pending write last made progress (0 when no

@@ -3,8 +3,8 @@
  * meanwhile; sealing (close), disposing and large frames resume it at once.
  */
 import { assert, assertEquals } from "@std/assert";
-import { ClientQueue, COALESCE_LIMIT } from "../../src/push/client_queue.ts";
-import { WriteScheduler } from "../../src/push/write_scheduler.ts";
+import { ClientQueue, COALESCE_LIMIT } from "../../../src/net/outbox/client_queue.ts";
+import { WriteScheduler } from "../../../src/net/outbox/write_scheduler.ts";
 
 const frame = (byte: number) => new Uint8Array([byte]);
 

@@ -2,7 +2,11 @@
  * The outgoing queue: bounds, coalescing, control-frame priority and the final close frame.
  */
 import { assert, assertEquals } from "@std/assert";
-import { ClientQueue, COALESCE_LIMIT, MAX_BATCH_BYTES } from "../../src/push/client_queue.ts";
+import {
+  ClientQueue,
+  COALESCE_LIMIT,
+  MAX_BATCH_BYTES,
+} from "../../../src/net/outbox/client_queue.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "@std/assert";
-import { BatchCache } from "../../src/push/batch_cache.ts";
-import { ClientQueue } from "../../src/push/client_queue.ts";
+import { BatchCache } from "../../../src/net/outbox/batch_cache.ts";
+import { ClientQueue } from "../../../src/net/outbox/client_queue.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 

@@ -1,0 +1,378 @@
+/**
+ * The option table: every option's flag, default, limits and meaning, with the parsers of its
+ * values. {@linkcode parseConfig} (in `config.ts`) reads flags and environment through it.
+ *
+ * @module
+ */
+
+import { parseRedisUrl } from "./redis/url.ts";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+/** The server's whole configuration. Durations are milliseconds, sizes bytes. */
+export interface Config {
+  /** Address both servers bind to. */
+  hostname: string;
+  /** WebSocket port (raw TCP); 0 picks a free port. */
+  wsPort: number;
+  /** HTTP port for the page and the API; 0 picks a free port. */
+  httpPort: number;
+  /** Most simultaneous WebSocket clients; one more gets 503. */
+  maxClients: number;
+  /** Largest message accepted from a client, summed over fragments (1009 beyond). */
+  maxMessageBytes: number;
+  /** Most frames one message may be split into (1009 beyond). */
+  maxFragments: number;
+  /** Messages per second one client of `/` may send (burst 2×); 0 = unlimited (1008 beyond). */
+  maxClientRate: number;
+  /** Largest handshake header block (431 beyond). */
+  maxHeaderBytes: number;
+  /** Time a client has to complete the opening handshake. */
+  handshakeTimeout: number;
+  /** Time the server waits for the peer's close frame after sending its own. */
+  closeTimeout: number;
+  /** Whether clients of `/` get the demo feed. */
+  demo: boolean;
+  /** The demo feed's wait range [min, max] in ms ("I am waiting N seconds"). */
+  demoInterval: [number, number];
+  /** Bytes that may wait in one client's outgoing queue before it counts as a slow consumer. */
+  maxQueueBytes: number;
+  /** Delay before a woken writer writes, so several publishes share one write; 0 = none. */
+  writeDelay: number;
+  /** Outgoing bytes over all clients above which publishes wait for delivery to catch up. */
+  maxBacklogBytes: number;
+  /** A write that makes no progress for this long ends the connection. */
+  sendTimeout: number;
+  /** Publications kept per channel for resume. */
+  history: number;
+  /** Bytes of publications kept per channel. */
+  historyBytes: number;
+  /** A channel without subscribers whose newest publication is this old is dropped; 0 = never. */
+  historyTtl: number;
+  /** Channels one client may subscribe to at once. */
+  maxSubscriptions: number;
+  /** Ping a client that sent nothing for this long; 0 disables pings. */
+  pingInterval: number;
+  /** A pinged client that sends nothing for this long is disconnected. */
+  pongTimeout: number;
+  /** The WebSocket URL `/config.json` gives the page (behind a proxy); empty = derived. */
+  publicWsUrl: string;
+  /** Redis URL: share channels and history with other instances; empty = in-process hub. */
+  redis: string;
+  /** Bearer token required by the publish API; empty = only loopback peers may publish. */
+  publishToken: string;
+  /** Time clients get to answer the shutdown's close 1001 before the rest are cut off. */
+  drainTimeout: number;
+  /** PEM certificate chain file: serve wss:// and https:// (needs `tlsKey`). */
+  tlsCert: string;
+  /** PEM private key file for `tlsCert`. */
+  tlsKey: string;
+  /** Browser origins allowed to connect: exact origins, or ["*"]; empty = the page's own. */
+  allowedOrigins: string[];
+  /** Extra host names (Host header) both servers answer to, beyond the bound/loopback names. */
+  publicHosts: string[];
+  /** Log verbosity. */
+  logLevel: LogLevel;
+}
+
+/** One option: its key in {@linkcode Config}, flag, default, help line and parser. */
+export interface OptionSpec<K extends keyof Config = keyof Config> {
+  key: K;
+  flag: string;
+  default: string;
+  help: string;
+  parse: (value: string) => Config[K];
+}
+
+function integer(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^\d+$/.test(value)) throw new Error(`expected a whole number, got "${value}"`);
+    const n = Number(value);
+    if (n < min || n > max) throw new Error(`expected ${min}..${max}, got ${n}`);
+    return n;
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kib: 1024, mib: 1024 * 1024 };
+
+function size(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const m = /^(\d+)\s*(b|kib|mib)?$/i.exec(value);
+    if (!m) throw new Error(`expected bytes like 65536, 64KiB or 1MiB, got "${value}"`);
+    return integer(min, max)(String(Number(m[1]) * SIZE_UNITS[(m[2] ?? "").toLowerCase()]));
+  };
+}
+
+const TIME_UNITS: Record<string, number> = { "": 1, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function duration(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(value);
+    if (!m) throw new Error(`expected a duration like 500ms, 5s, 1m or 1h, got "${value}"`);
+    const ms = Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? ""]);
+    if (ms < min || ms > max) throw new Error(`expected ${min}ms..${max}ms, got ${ms}ms`);
+    return ms;
+  };
+}
+
+/** The parser of boolean options (a bare boolean flag means true). */
+export function boolean(value: string): boolean {
+  if (/^(true|1|yes|on)$/i.test(value)) return true;
+  if (/^(false|0|no|off)$/i.test(value)) return false;
+  throw new Error(`expected true or false, got "${value}"`);
+}
+
+function range(value: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(value);
+  if (!m) throw new Error(`expected MIN-MAX in milliseconds like 2000-5000, got "${value}"`);
+  const min = Number(m[1]);
+  const max = Number(m[2] ?? m[1]);
+  if (max < min) throw new Error(`MIN must not exceed MAX, got "${value}"`);
+  if (max > 3_600_000) throw new Error(`MAX must be at most 3600000 (1 h), got ${max}`);
+  return [min, max];
+}
+
+function list(value: string): string[] {
+  return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+/** Every option, in the order `--help` and the README list them. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: "hostname",
+    flag: "hostname",
+    default: "127.0.0.1",
+    help: "Address both servers bind to.",
+    parse: (v) => v,
+  },
+  {
+    key: "wsPort",
+    flag: "ws-port",
+    default: "9000",
+    help: "WebSocket port (0 = any free port).",
+    parse: integer(0, 65535),
+  },
+  {
+    key: "httpPort",
+    flag: "http-port",
+    default: "8080",
+    help: "Page and API port (0 = any free port).",
+    parse: integer(0, 65535),
+  },
+  {
+    key: "maxClients",
+    flag: "max-clients",
+    default: "10000",
+    help: "Most WebSocket clients at once; one more gets HTTP 503.",
+    parse: integer(1, 10_000_000),
+  },
+  {
+    key: "maxMessageBytes",
+    flag: "max-message-bytes",
+    default: "1MiB",
+    help: "Largest message from a client (close 1009 beyond).",
+    parse: size(125, 1024 * 1024 * 1024),
+  },
+  {
+    key: "maxFragments",
+    flag: "max-fragments",
+    default: "1024",
+    help: "Most frames in one message from a client (close 1009 beyond).",
+    parse: integer(1, 1_000_000),
+  },
+  {
+    key: "maxClientRate",
+    flag: "max-client-rate",
+    default: "100",
+    help: "Messages per second per client of / (burst 2x; close 1008 beyond; 0 = off).",
+    parse: integer(0, 1_000_000),
+  },
+  {
+    key: "maxHeaderBytes",
+    flag: "max-header-bytes",
+    default: "8KiB",
+    help: "Largest handshake header block (HTTP 431 beyond).",
+    parse: size(256, 1024 * 1024),
+  },
+  {
+    key: "handshakeTimeout",
+    flag: "handshake-timeout",
+    default: "5s",
+    help: "Time allowed to complete the opening handshake.",
+    parse: duration(1, 600_000),
+  },
+  {
+    key: "closeTimeout",
+    flag: "close-timeout",
+    default: "3s",
+    help: "Wait for the peer's close frame before closing TCP.",
+    parse: duration(1, 600_000),
+  },
+  {
+    key: "demo",
+    flag: "demo",
+    default: "true",
+    help: "Push the demo feed to clients of /.",
+    parse: boolean,
+  },
+  {
+    key: "demoInterval",
+    flag: "demo-interval",
+    default: "2000-5000",
+    help: "Demo feed wait range MIN-MAX in ms.",
+    parse: range,
+  },
+  {
+    key: "maxQueueBytes",
+    flag: "max-queue-bytes",
+    default: "2MiB",
+    help: "Outgoing bytes queued per client before it is a slow consumer.",
+    parse: size(1024, 1024 * 1024 * 1024),
+  },
+  {
+    key: "writeDelay",
+    flag: "write-delay",
+    default: "1ms",
+    help: "Coalesce writes for this long so publishes share one write per socket (0 = off).",
+    parse: duration(0, 100),
+  },
+  {
+    key: "maxBacklogBytes",
+    flag: "max-backlog-bytes",
+    default: "2MiB",
+    help: "Outgoing bytes over all clients above which POST /publish waits (0 = never).",
+    parse: size(0, 64 * 1024 * 1024 * 1024),
+  },
+  {
+    key: "sendTimeout",
+    flag: "send-timeout",
+    default: "10s",
+    help: "A write stalled this long ends the connection.",
+    parse: duration(1, 600_000),
+  },
+  {
+    key: "history",
+    flag: "history",
+    default: "100",
+    help: "Publications kept per channel for resume (0 = none).",
+    parse: integer(0, 1_000_000),
+  },
+  {
+    key: "historyBytes",
+    flag: "history-bytes",
+    default: "4MiB",
+    help: "Bytes of publications kept per channel.",
+    parse: size(0, 1024 * 1024 * 1024),
+  },
+  {
+    key: "historyTtl",
+    flag: "history-ttl",
+    default: "10m",
+    help: "Drop a channel with no subscribers and no publication for this long (0 = never).",
+    parse: duration(0, 7 * 24 * 3_600_000),
+  },
+  {
+    key: "maxSubscriptions",
+    flag: "max-subscriptions",
+    default: "100",
+    help: "Channels one client may subscribe to at once.",
+    parse: integer(1, 100_000),
+  },
+  {
+    key: "pingInterval",
+    flag: "ping-interval",
+    default: "30s",
+    help: "Ping a client that has been silent this long (0 = never).",
+    parse: duration(0, 3_600_000),
+  },
+  {
+    key: "pongTimeout",
+    flag: "pong-timeout",
+    default: "10s",
+    help: "Disconnect a pinged client that stays silent this long.",
+    parse: duration(1, 600_000),
+  },
+  {
+    key: "publicWsUrl",
+    flag: "public-ws-url",
+    default: "",
+    help: "WebSocket URL the page is told to use (behind a proxy); empty = same host, --ws-port.",
+    parse: (v) => {
+      if (v !== "" && !/^wss?:\/\/[^\s]+$/.test(v)) {
+        throw new Error(`expected a ws:// or wss:// URL, got "${v}"`);
+      }
+      return v;
+    },
+  },
+  {
+    key: "redis",
+    flag: "redis",
+    default: "",
+    help: "redis://[[user]:password@]host[:port][/db]: share channels across instances.",
+    parse: (v) => {
+      try {
+        if (v !== "") parseRedisUrl(v);
+      } catch (err) {
+        // Its message names the problem and the URL with the password replaced by ***: this
+        // message goes to the terminal and to log collectors.
+        throw new Error((err as Error).message.replace(/\.$/, ""));
+      }
+      return v;
+    },
+  },
+  {
+    key: "publishToken",
+    flag: "publish-token",
+    default: "",
+    help: "Bearer token for POST /publish; empty = loopback peers only.",
+    parse: (v) => v,
+  },
+  {
+    key: "drainTimeout",
+    flag: "drain-timeout",
+    default: "5s",
+    help: "On SIGINT/SIGTERM, time clients get to answer close 1001.",
+    parse: duration(0, 600_000),
+  },
+  {
+    key: "tlsCert",
+    flag: "tls-cert",
+    default: "",
+    help: "PEM certificate chain file: serve wss:// and https://.",
+    parse: (v) => v,
+  },
+  {
+    key: "tlsKey",
+    flag: "tls-key",
+    default: "",
+    help: "PEM private key file for --tls-cert.",
+    parse: (v) => v,
+  },
+  {
+    key: "allowedOrigins",
+    flag: "allowed-origins",
+    default: "",
+    help: "Browser origins allowed (comma list, or *); empty = the page server's own.",
+    parse: list,
+  },
+  {
+    key: "publicHosts",
+    flag: "public-hosts",
+    default: "",
+    help: "Host names clients use to reach the server (comma list), beyond the bound address.",
+    parse: list,
+  },
+  {
+    key: "logLevel",
+    flag: "log-level",
+    default: "info",
+    help: "One of silent, error, warn, info, debug.",
+    parse: (v) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(v)) {
+        throw new Error(
+          `expected one of ${LOG_LEVELS.join(", ")}, got "${v}"`,
+        );
+      }
+      return v as LogLevel;
+    },
+  },
+];

@@ -1,0 +1,84 @@
+/**
+ * What an endpoint sees of a client: the narrow {@linkcode Peer} interface and the
+ * {@linkcode PeerHandler} it implements. Endpoints (`src/push/`) import these types only, so the
+ * transport never depends on them, and their logic can be tested against a recording peer.
+ *
+ * @module
+ */
+import type { TokenBucket } from "./rate_limit.ts";
+
+/**
+ * The parts of the upgrade request a connection keeps: path, origin and the raw query string.
+ * Headers are not kept, and the query is parsed when asked for (handlers read it once, at open),
+ * so idle clients do not each hold a `URLSearchParams`.
+ */
+export class PeerRequest {
+  /** The path of the request target, e.g. "/". */
+  readonly path: string;
+  /** The query string of the request target, with its "?" ("" when none). */
+  readonly search: string;
+  /** The Origin header, when the client is a browser. */
+  readonly origin?: string;
+
+  /** Keeps `path`, `search` and `origin`. */
+  constructor(path: string, search: string, origin?: string) {
+    this.path = path;
+    this.search = search;
+    if (origin !== undefined) this.origin = origin;
+  }
+
+  /** The query, parsed anew at each call. */
+  get query(): URLSearchParams {
+    return new URLSearchParams(this.search);
+  }
+}
+
+/**
+ * One connected client as an endpoint sees it. It is also the state of the endpoint's message
+ * rate limit ({@linkcode TokenBucket}): two number fields on the connection cost an idle client
+ * less than a bucket object of its own.
+ */
+export interface Peer extends TokenBucket {
+  /** A process-unique id (for logs). */
+  readonly id: number;
+  /** The upgrade request's path, query and origin. */
+  readonly request: PeerRequest;
+  /** Aborted when the connection starts closing, for any reason: producers stop on it. */
+  readonly signal: AbortSignal;
+  /** Bytes waiting in its outgoing queue (data and control frames). */
+  readonly queuedBytes: number;
+  /** The most data bytes its queue holds before it is dropped as a slow consumer. */
+  readonly maxQueueBytes: number;
+  /** Queues a text message; false when the client is closing or was dropped as slow. */
+  sendText(text: string): boolean;
+  /** Queues a binary message; false when the client is closing or was dropped as slow. */
+  sendBinary(data: Uint8Array): boolean;
+  /** Queues an already encoded frame (a broadcast encodes once for every subscriber). */
+  sendFrame(frame: Uint8Array): boolean;
+  /** Starts the closing handshake with `code` and `reason`; does nothing once closing. */
+  close(code?: number, reason?: string): void;
+  /**
+   * Calls `callback` once, from its writer, when its queue has drained to a quarter of
+   * {@linkcode Peer.maxQueueBytes} or less; a later call replaces an earlier one.
+   */
+  onDrain(callback: () => void): void;
+}
+
+/** A client message: a whole text or binary message. */
+export type PeerMessage = { type: "text"; data: string } | { type: "binary"; data: Uint8Array };
+
+/** What a route does with its clients. Every method is optional but `onMessage`. */
+export interface PeerHandler {
+  /** Called once the 101 response is queued; start producers here (with `peer.signal`). */
+  onOpen?(peer: Peer): void;
+  /** A whole text or binary message from the client. */
+  onMessage(peer: Peer, message: PeerMessage): void;
+  /**
+   * Called once when the connection starts closing (any reason), right after its signal aborts:
+   * stop routing messages to it. A plain method, not an abort listener, because a listener per
+   * connection costs memory on every idle client.
+   */
+  onClosing?(peer: Peer): void;
+  /** Called once, after the socket is closed and both loops have ended. */
+  onClose?(peer: Peer): void;
+}
