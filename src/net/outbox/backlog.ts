@@ -67,9 +67,14 @@ export class Backlog {
     }
   }
 
-  /** Resolves at once below the high-water mark; else when the backlog halves, or after `maxWaitMs`. */
+  /**
+   * Resolves at once below the high-water mark when nobody waits; else when the backlog halves,
+   * or after `maxWaitMs`. Publishers are released in arrival order: one that arrives while
+   * others wait queues behind them even when the backlog has fallen below the mark meanwhile,
+   * or it would publish ahead of publications sent before it.
+   */
   wait(): Promise<void> {
-    if (this.bytes <= this.mark) return Promise.resolve();
+    if (this.bytes <= this.mark && this.#waiters.length === 0) return Promise.resolve();
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);

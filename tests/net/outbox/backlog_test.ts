@@ -63,3 +63,23 @@ Deno.test("the high-water mark grows with the number of clients", () => {
   clients = 10;
   assertEquals(backlog.mark, 10 * 1024);
 });
+
+Deno.test("publishers are released in arrival order: a newcomer queues behind those waiting", async () => {
+  const backlog = new Backlog(100, 1000, 60_000);
+  const a = new ClientQueue(10_000, null, backlog);
+  const b = new ClientQueue(10_000, null, backlog);
+  a.push(new Uint8Array(60));
+  b.push(new Uint8Array(60));
+  const order: string[] = [];
+  const first = backlog.wait().then(() => order.push("first"));
+  // The backlog falls below the mark (100) but not to half of it: the first publisher waits on.
+  a.take();
+  assertEquals(backlog.bytes, 60);
+  const second = backlog.wait().then(() => order.push("second"));
+  await Promise.resolve();
+  await Promise.resolve();
+  assertEquals(order, [], "the newcomer does not overtake the waiting publisher");
+  b.take();
+  await Promise.all([first, second]);
+  assertEquals(order, ["first", "second"]);
+});
