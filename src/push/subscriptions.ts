@@ -148,33 +148,62 @@ export function deliverInOrder(
 
 /** One channel's local subscribers. */
 class LocalChannel {
-  /** Every local subscriber's progress. */
+  /**
+   * The progress of the local subscribers that are not in the group (joining, catching up, or
+   * live at another position). A live subscriber in the group has no state object of its own:
+   * its position is the group's, and an object per subscriber is memory on every idle client.
+   */
   readonly states = new Map<Subscriber, SubscriberState>();
   /**
    * The live subscribers that got exactly the ids up to {@linkcode LocalChannel.lastId}: the
-   * fan-out's fast path, a plain loop of `sendFrame` as cheap as a set of sockets. Their own
-   * `state.lastId` is brought up to date only when they leave the group.
+   * fan-out's fast path, a plain loop of `sendFrame` as cheap as a set of sockets.
    */
   readonly group = new Set<Subscriber>();
+  /**
+   * The states joining or catching up (`pending` set): a join looks for these, and scanning
+   * every state instead would make each of N joins cost N.
+   */
+  readonly joining = new Set<SubscriberState>();
   /** The last id the group got. */
   lastId = 0;
+  /** The epoch of the group's ids. */
+  epoch = "";
   /** The group's channel had no counter: its next id, whatever it is, continues it. */
   fresh = false;
 
-  /** Takes `subscriber` out of the group, its state brought up to the group's position. */
-  ungroup(subscriber: Subscriber, state: SubscriberState): void {
-    if (!this.group.delete(subscriber)) return;
-    state.lastId = this.lastId;
-    state.fresh = this.fresh;
+  /** Whether the channel has no local subscriber left. */
+  get empty(): boolean {
+    return this.states.size === 0 && this.group.size === 0;
+  }
+
+  /**
+   * Takes `subscriber` out of the group into a state of its own at the group's position;
+   * undefined when it was not in the group.
+   */
+  ungroup(subscriber: Subscriber): SubscriberState | undefined {
+    if (!this.group.delete(subscriber)) return undefined;
+    const state: SubscriberState = {
+      subscriber,
+      lastId: this.lastId,
+      epoch: this.epoch,
+      pending: null,
+      joined: true,
+      busy: false,
+      fresh: this.fresh,
+    };
+    this.states.set(subscriber, state);
+    return state;
   }
 
   /** Puts a live `state` in the group when its position is the group's (or the group is empty). */
   regroup(state: SubscriberState): void {
     if (this.group.size === 0) {
       this.lastId = state.lastId;
+      this.epoch = state.epoch;
       this.fresh = state.fresh;
     } else if (state.lastId !== this.lastId || state.fresh !== this.fresh) return;
     this.group.add(state.subscriber);
+    this.states.delete(state.subscriber);
   }
 }
 
@@ -200,7 +229,11 @@ export class LocalSubscriptions {
   catchingUp(channel: string): [Subscriber, SubscriberState][] {
     const local = this.#channels.get(channel);
     if (!local) return [];
-    return [...local.states].filter(([, state]) => state.pending !== null);
+    const found: [Subscriber, SubscriberState][] = [];
+    for (const state of local.joining) {
+      if (state.pending !== null) found.push([state.subscriber, state]);
+    }
+    return found;
   }
 
   /** Whether `state` is still `subscriber`'s subscription to `channel` (not left meanwhile). */
@@ -210,7 +243,10 @@ export class LocalSubscriptions {
 
   /** `state` (pending flushed) is live now: it joins the fast path when it can. */
   live(channel: string, state: SubscriberState): void {
-    if (state.pending === null) this.#channels.get(channel)?.regroup(state);
+    if (state.pending !== null) return;
+    const local = this.#channels.get(channel);
+    local?.joining.delete(state);
+    local?.regroup(state);
   }
 
   /** The channels `subscriber` is in. */
@@ -228,7 +264,7 @@ export class LocalSubscriptions {
     if (!this.#index.add(subscriber, channel)) return false;
     let local = this.#channels.get(channel);
     if (!local) this.#channels.set(channel, local = new LocalChannel());
-    local.states.set(subscriber, {
+    const state: SubscriberState = {
       subscriber,
       lastId: 0,
       epoch: "",
@@ -237,7 +273,9 @@ export class LocalSubscriptions {
       since,
       busy: false,
       fresh: false,
-    });
+    };
+    local.states.set(subscriber, state);
+    local.joining.add(state);
     return true;
   }
 
@@ -249,9 +287,12 @@ export class LocalSubscriptions {
     if (!this.#index.remove(subscriber, channel)) return null;
     const local = this.#channels.get(channel);
     if (local === undefined) return "left";
-    local.states.delete(subscriber);
-    local.group.delete(subscriber);
-    if (local.states.size !== 0) return "left";
+    if (!local.group.delete(subscriber)) {
+      const state = local.states.get(subscriber);
+      if (state !== undefined) local.joining.delete(state);
+      local.states.delete(subscriber);
+    }
+    if (!local.empty) return "left";
     this.#channels.delete(channel);
     return "last";
   }
@@ -259,9 +300,10 @@ export class LocalSubscriptions {
   /** From now on, every subscriber holds live publications until a catch-up checked them. */
   holdAll(): void {
     for (const local of this.#channels.values()) {
+      for (const subscriber of [...local.group]) local.ungroup(subscriber);
       for (const state of local.states.values()) {
-        local.ungroup(state.subscriber, state);
         state.pending ??= [];
+        local.joining.add(state);
       }
     }
   }
@@ -289,15 +331,12 @@ export class LocalSubscriptions {
       } else if (id > local.lastId) {
         // The whole group missed publications (Redis dropped pub/sub messages, e.g. across a
         // restart): each leaves it, and the loop below holds this one and reports the gap.
-        for (const subscriber of [...group]) {
-          local.ungroup(subscriber, local.states.get(subscriber)!);
-        }
+        for (const subscriber of [...group]) local.ungroup(subscriber);
       }
     }
     // The rest: joining or catching up, or live at another position than the group's.
-    if (local.states.size === group.size) return delivered;
+    if (local.states.size === 0) return delivered;
     for (const state of local.states.values()) {
-      if (group.has(state.subscriber)) continue;
       if (state.pending !== null) {
         state.pending.push({ id, frame });
         delivered++;
@@ -315,6 +354,7 @@ export class LocalSubscriptions {
         // Publications were missed: hold this one; the catch-up fetches the missing ones.
         const expected = state.lastId + 1;
         state.pending = [{ id, frame }];
+        local.joining.add(state);
         onGap(state.subscriber, expected);
       }
     }
