@@ -119,9 +119,9 @@ export class ClientAuth {
       return;
     }
     const left = identity.expiresAt - Date.now();
-    // At least 1: 0 means "no deadline". A token already past exp (within the leeway) gets its
-    // notice at the next tick.
-    peer.deadline = clockMs() + Math.max(1, left - expiringLead(left));
+    // Whole and at least 1: 0 means "no deadline", and a fraction in a field is a heap object
+    // per connection. A token already past exp (within the leeway) gets its notice next tick.
+    peer.deadline = clockMs() + Math.max(1, Math.ceil(left - expiringLead(left)));
   }
 
   /**
@@ -135,13 +135,13 @@ export class ClientAuth {
     const toExp = identity.expiresAt - Date.now();
     if (toExp > -LEEWAY_MS / 2) {
       peer.sendText(JSON.stringify({ notice: "expiring", exp: identity.expiresAt / 1000 }));
-      peer.deadline = now + Math.max(1, toExp + LEEWAY_MS);
+      peer.deadline = now + Math.max(1, Math.ceil(toExp + LEEWAY_MS));
       return;
     }
     const left = toExp + LEEWAY_MS;
     if (left > 0) {
       // The tick came early by the clocks' drift: wait for the rest.
-      peer.deadline = now + left;
+      peer.deadline = now + Math.ceil(left);
       return;
     }
     this.#o.logger.info("client.token_expired", { client: peer.id });
