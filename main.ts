@@ -21,7 +21,15 @@ if (import.meta.main) {
     Deno.exit(2);
   }
   const logger = new Logger(config.logLevel);
-  const app = await startApp(config, logger);
+  let app;
+  try {
+    app = await startApp(config, logger);
+  } catch (err) {
+    // Settings only checkable at start (a key file, the JWKS): the same exit as a bad flag.
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(err.message);
+    Deno.exit(2);
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

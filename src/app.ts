@@ -19,6 +19,10 @@ import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
 import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
+import type { Peer } from "./net/peer.ts";
+import type { Authenticator } from "./push/auth.ts";
+import { authFromConfig } from "./push/auth_config.ts";
+import { Sessions } from "./push/sessions.ts";
 
 /** A running push server. */
 export interface App {
@@ -32,15 +36,25 @@ export interface App {
   hub: ChannelHub;
   /** The process's counters. */
   metrics: Metrics;
+  /** Verifies tokens with the configured keys; null when none is configured. */
+  auth: Authenticator | null;
+  /** The connections of `/` by user (a token's `sub`, or `anon:<client id>`). */
+  sessions: Sessions<Peer>;
   /**
    * Stops both servers: clients get close 1001 "going away" and `drainMs` to answer.
    */
   shutdown(drainMs?: number): Promise<void>;
 }
 
-/** Starts the push server described by `config`. */
+/**
+ * Starts the push server described by `config`. Throws `ConfigError` (exit code 2) when the
+ * authentication cannot be set up: a bad key, an unreadable key file, an unreachable JWKS.
+ */
 export async function startApp(config: Config, logger: Logger): Promise<App> {
   const metrics = new Metrics();
+  // First: a bad key or an unreachable JWKS stops the server before it binds anything.
+  const clientAuth = await authFromConfig(config, { logger });
+  const sessions = new Sessions<Peer>();
   // Built once both ports are bound; publishes that arrive before count no clients.
   let ws: WebSocketServer | undefined;
   const backlog: Backlog | undefined = config.maxBacklogBytes > 0
@@ -119,6 +133,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         maxClientRate: config.maxClientRate,
         logger,
         metrics,
+        ...clientAuth,
+        sessions,
       }),
       "/echo": echoHandler,
     },
@@ -146,6 +162,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     ws: wsServer,
     hub,
     metrics,
+    auth: clientAuth.auth,
+    sessions,
     async shutdown(drainMs = 0) {
       backlog?.releaseAll();
       // The page server outlives the drain, answering /readyz 503, so a load balancer learns

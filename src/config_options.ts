@@ -7,6 +7,8 @@
 
 import { parseRedisUrl } from "./redis/url.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { MIN_SECRET_BYTES } from "./push/jwt_keys.ts";
+import { ChannelPatterns } from "./push/channel_patterns.ts";
 
 /** The server's whole configuration. Durations are milliseconds, sizes bytes. */
 export interface Config {
@@ -60,6 +62,20 @@ export interface Config {
   redis: string;
   /** Bearer token required by the publish API; empty = only loopback peers may publish. */
   publishToken: string;
+  /** HMAC secret of HS256/384/512 client tokens (at least 32 bytes); empty = none. */
+  jwtSecret: string;
+  /** RS/ES public key of client tokens: PEM text, or a path to a PEM file; empty = none. */
+  jwtPublicKey: string;
+  /** URL of a JWKS document with the keys of client tokens; empty = none. */
+  jwtJwksUrl: string;
+  /** When set, a token's `aud` must be (or contain) it. */
+  jwtAudience: string;
+  /** When set, a token's `iss` must equal it. */
+  jwtIssuer: string;
+  /** With a key: clients without a token may connect, to public channels only. */
+  anonymous: boolean;
+  /** With a key: channel patterns every client may subscribe to. */
+  publicChannels: string[];
   /** Time clients get to answer the shutdown's close 1001 before the rest are cut off. */
   drainTimeout: number;
   /** PEM certificate chain file: serve wss:// and https:// (needs `tlsKey`). */
@@ -325,6 +341,71 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "",
     help: "Bearer token for POST /publish; empty = loopback peers only.",
     parse: (v) => v,
+  },
+  {
+    key: "jwtSecret",
+    flag: "jwt-secret",
+    default: "",
+    help: "HMAC secret (32+ bytes) of HS256 client tokens; any key makes / require a token.",
+    parse: (v) => {
+      const bytes = new TextEncoder().encode(v).length;
+      if (v !== "" && bytes < MIN_SECRET_BYTES) {
+        // The length only: the value is the secret.
+        throw new Error(`expected at least ${MIN_SECRET_BYTES} bytes, got ${bytes}`);
+      }
+      return v;
+    },
+  },
+  {
+    key: "jwtPublicKey",
+    flag: "jwt-public-key",
+    default: "",
+    help: "RS256/ES256 public key of client tokens: PEM text, or a PEM file path.",
+    parse: (v) => v,
+  },
+  {
+    key: "jwtJwksUrl",
+    flag: "jwt-jwks-url",
+    default: "",
+    help: "JWKS URL with the keys of client tokens (fetched at start, on unknown kid).",
+    parse: (v) => {
+      if (v !== "" && !/^https?:\/\/\S+$/.test(v)) {
+        throw new Error(`expected an http:// or https:// URL, got "${v.slice(0, 200)}"`);
+      }
+      return v;
+    },
+  },
+  {
+    key: "jwtAudience",
+    flag: "jwt-audience",
+    default: "",
+    help: "When set, a token's aud must be (or contain) it.",
+    parse: (v) => v,
+  },
+  {
+    key: "jwtIssuer",
+    flag: "jwt-issuer",
+    default: "",
+    help: "When set, a token's iss must equal it.",
+    parse: (v) => v,
+  },
+  {
+    key: "anonymous",
+    flag: "anonymous",
+    default: "false",
+    help: "With a key: clients without a token may connect, to public channels only.",
+    parse: boolean,
+  },
+  {
+    key: "publicChannels",
+    flag: "public-channels",
+    default: "",
+    help: "With a key: channel patterns anyone may subscribe to (comma list: news,chat.*).",
+    parse: (v) => {
+      const patterns = list(v);
+      ChannelPatterns.parse(patterns); // throws, naming the bad pattern
+      return patterns;
+    },
   },
   {
     key: "drainTimeout",

@@ -85,6 +85,11 @@ export class Metrics {
   readonly closeCodesReceived: LabeledCounter = new LabeledCounter();
   /** Protocol errors, by failure. */
   readonly protocolErrors: LabeledCounter = new LabeledCounter();
+  /**
+   * Tokens refused (at the handshake, or in an `auth` refresh), by reason: a `TokenError` id,
+   * "missing" (none given), "subject" (a refresh for another user).
+   */
+  readonly authFailures: LabeledCounter = new LabeledCounter();
   #gauges: (() => GaugeSnapshot) | null = null;
 
   /** Connects the gauges (the app does this once the servers exist); read once per scrape. */
@@ -216,6 +221,12 @@ export class Metrics {
       "counter",
       "Protocol errors, by failure.",
       labeled("failure", this.protocolErrors),
+    );
+    metric(
+      "push_auth_failures_total",
+      "counter",
+      "Tokens refused at the handshake or in a refresh, by reason.",
+      labeled("reason", this.authFailures),
     );
     metric("push_channels", "gauge", "Channels that exist now.", single(g?.channels ?? 0));
     metric(

@@ -33,6 +33,10 @@ export class Connection extends ConnectionLifecycle implements Peer {
   rateDebt = 0;
   /** When {@linkcode Connection.rateDebt} was last brought up to date ({@linkcode clockMs}). */
   rateAt = 0;
+  /** What the route's `authorize` said of the client (see `Peer.identity`); null without it. */
+  identity: unknown = null;
+  /** When the handler's `onDeadline` is due ({@linkcode clockMs}); 0 while none is set. */
+  deadline = 0;
   /** When the peer last sent bytes: any traffic proves it alive, not only pongs. */
   #lastHeard = clockMs();
   /** When the outstanding ping was sent, or 0 when none is. */
@@ -118,8 +122,8 @@ export class Connection extends ConnectionLifecycle implements Peer {
   }
 
   /**
-   * Checks the deadlines (the peer's close reply, a stalled write, the pong) and sends heartbeat
-   * pings. The server calls this from one shared ticker for all connections, instead of one
+   * Checks the deadlines (the peer's close reply, a stalled write, the handler's own deadline,
+   * the pong) and sends heartbeat pings. The server calls this from one shared ticker for all connections, instead of one
    * timer per connection, with `now` from {@linkcode clockMs}.
    */
   tick(now: number): void {
@@ -132,21 +136,39 @@ export class Connection extends ConnectionLifecycle implements Peer {
       o.metrics.sendTimeouts++;
       o.logger.warn("client.send_timeout", { client: this.id });
       this.destroy("send timeout");
-    } else if (!this.closing && limits.pingInterval > 0) {
-      if (this.#pingSentAt === 0) {
-        if (now - this.#lastHeard >= limits.pingInterval) {
-          this.#pingSentAt = now;
-          this.writer.pushControl(PING);
-          o.metrics.pingsSent++;
-        }
-      } else if (now - this.#pingSentAt > limits.pongTimeout && !this.readPaused) {
-        // (While reading is paused the pong may be unread in the socket: the queue is draining,
-        // or the send timeout ends a writer that is stuck.)
-        o.metrics.pingTimeouts++;
-        o.logger.warn("client.ping_timeout", { client: this.id });
-        // The peer may be gone: no data waits for it, and the close deadline bounds the rest.
-        this.close(CloseCode.PolicyViolation, "ping timeout", true);
+    } else if (!this.closing) {
+      if (this.deadline !== 0 && now >= this.deadline) this.#deadlineDue(now);
+      if (!this.closing && limits.pingInterval > 0) this.#heartbeat(now);
+    }
+  }
+
+  /** Sends the heartbeat ping, or closes a client that did not answer it in time. */
+  #heartbeat(now: number): void {
+    const o = this.options;
+    if (this.#pingSentAt === 0) {
+      if (now - this.#lastHeard >= o.limits.pingInterval) {
+        this.#pingSentAt = now;
+        this.writer.pushControl(PING);
+        o.metrics.pingsSent++;
       }
+    } else if (now - this.#pingSentAt > o.limits.pongTimeout && !this.readPaused) {
+      // (While reading is paused the pong may be unread in the socket: the queue is draining,
+      // or the send timeout ends a writer that is stuck.)
+      o.metrics.pingTimeouts++;
+      o.logger.warn("client.ping_timeout", { client: this.id });
+      // The peer may be gone: no data waits for it, and the close deadline bounds the rest.
+      this.close(CloseCode.PolicyViolation, "ping timeout", true);
+    }
+  }
+
+  /** The handler's deadline has come (a token's expiry, say): reset it, then tell the handler. */
+  #deadlineDue(now: number): void {
+    this.deadline = 0;
+    try {
+      this.options.handler.onDeadline?.(this, now);
+    } catch (err) {
+      this.logError("connection.on_deadline_failed", err);
+      this.close(CloseCode.InternalError, "internal error");
     }
   }
 

@@ -24,7 +24,14 @@ import { WriteScheduler } from "./outbox/write_scheduler.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import { Connection, formatAddr } from "./connection.ts";
 import type { ConnectionOptions, ServerLimits } from "./limits.ts";
-import { type PeerHandler, PeerRequest } from "./peer.ts";
+import {
+  type Authorized,
+  CREDENTIAL_PARAM,
+  type PeerHandler,
+  PeerRequest,
+  redactParam,
+  withoutParam,
+} from "./peer.ts";
 import {
   closeQuietly,
   type PendingHandshake,
@@ -212,9 +219,20 @@ export class WebSocketServer {
         await this.#reject(pending, result);
         return;
       }
+      const route = this.#options.routes[result.path];
       let accept: string;
+      let authorized: Authorized | HandshakeRejection | null = null;
       try {
-        accept = await acceptKey(result.key);
+        // The route's check (a token's signature) runs while the key is hashed; the client's
+        // place under the limit stays reserved meanwhile.
+        if (route.authorize) {
+          [accept, authorized] = await Promise.all([
+            acceptKey(result.key),
+            route.authorize(result),
+          ]);
+        } else {
+          accept = await acceptKey(result.key);
+        }
       } finally {
         this.#reserved--;
       }
@@ -223,9 +241,13 @@ export class WebSocketServer {
         closeQuietly(conn);
         return;
       }
+      if (authorized !== null && isRejection(authorized)) {
+        await this.#reject(pending, authorized);
+        return;
+      }
       this.#pending.delete(pending);
       // The connection writes the 101 response itself, together with its first messages.
-      this.#open(conn, head.leftover, result, buildAcceptResponse(accept));
+      this.#open(conn, head.leftover, result, buildAcceptResponse(accept), authorized);
     } catch (err) {
       if (!isSocketError(err)) {
         this.#options.logger.error("handshake.internal_error", { error: String(err) });
@@ -277,20 +299,29 @@ export class WebSocketServer {
     leftover: Uint8Array,
     request: UpgradeRequest,
     response: Uint8Array,
+    authorized: Authorized | null,
   ): void {
     const o = this.#options;
     const c = new Connection(
       conn,
       this.#connectionOptions(request.path),
       this.#nextId++,
-      new PeerRequest(request.path, request.search, request.origin),
+      // A token in the query is not kept: it was checked, and would cost every client its size.
+      new PeerRequest(
+        request.path,
+        withoutParam(request.search, CREDENTIAL_PARAM),
+        request.origin,
+      ),
     );
+    if (authorized !== null) c.identity = authorized.identity;
     // Guarded: at the usual level these fields would be garbage made for nothing, per client.
     if (o.logger.enabled("info")) {
       o.logger.info("handshake.accepted", {
         client: c.id,
         remote: addrOf(conn),
         path: request.path,
+        // Never the token itself: log lines travel further than the server's secrets.
+        query: redactParam(request.search, CREDENTIAL_PARAM).slice(0, 500) || undefined,
         origin: request.origin,
       });
     }

@@ -5,7 +5,14 @@
  *
  * @module
  */
+import type { HandshakeRejection, UpgradeRequest } from "../protocol/handshake.ts";
 import type { TokenBucket } from "./rate_limit.ts";
+
+/**
+ * The query parameter that carries a credential (`?token=JWT`): never kept on the connection
+ * (see {@linkcode withoutParam}) and never logged (see {@linkcode redactParam}).
+ */
+export const CREDENTIAL_PARAM = "token";
 
 /**
  * The parts of the upgrade request a connection keeps: path, origin and the raw query string.
@@ -58,6 +65,18 @@ export interface Peer extends TokenBucket {
   /** Starts the closing handshake with `code` and `reason`; does nothing once closing. */
   close(code?: number, reason?: string): void;
   /**
+   * Who the client is, as the route's {@linkcode PeerHandler.authorize} said (the push endpoint
+   * keeps its verified token's identity here; it may replace it on a refresh); null on routes
+   * without it. Opaque to the transport.
+   */
+  identity: unknown;
+  /**
+   * When the handler's {@linkcode PeerHandler.onDeadline} is due (`clockMs` time); 0
+   * while none is set. The server's shared ticker checks it with the other deadlines, so a
+   * handler can act at a time (a token's expiry) without a timer per connection.
+   */
+  deadline: number;
+  /**
    * Calls `callback` once, from its writer, when its queue has drained to a quarter of
    * {@linkcode Peer.maxQueueBytes} or less; a later call replaces an earlier one.
    */
@@ -67,8 +86,20 @@ export interface Peer extends TokenBucket {
 /** A client message: a whole text or binary message. */
 export type PeerMessage = { type: "text"; data: string } | { type: "binary"; data: Uint8Array };
 
+/** A handshake the route's {@linkcode PeerHandler.authorize} accepts, with who the client is. */
+export interface Authorized {
+  /** Kept as {@linkcode Peer.identity}. */
+  identity: unknown;
+}
+
 /** What a route does with its clients. Every method is optional but `onMessage`. */
 export interface PeerHandler {
+  /**
+   * Decides, during the opening handshake and before the 101, whether the client may connect:
+   * its identity, or a rejection (e.g. 401 and why) answered instead of the upgrade. Async (a
+   * signature check is); the handshake deadline bounds it. Must not reject.
+   */
+  authorize?(request: UpgradeRequest): Promise<Authorized | HandshakeRejection>;
   /** Called once the 101 response is queued; start producers here (with `peer.signal`). */
   onOpen?(peer: Peer): void;
   /** A whole text or binary message from the client. */
@@ -81,4 +112,50 @@ export interface PeerHandler {
   onClosing?(peer: Peer): void;
   /** Called once, after the socket is closed and both loops have ended. */
   onClose?(peer: Peer): void;
+  /**
+   * Called from the shared ticker once `now` (`clockMs`) reaches
+   * {@linkcode Peer.deadline} (reset to 0 first) while the connection is open.
+   */
+  onDeadline?(peer: Peer, now: number): void;
+}
+
+/**
+ * `search` (a query string with its "?") without the parameter `name`; the other parameters are
+ * kept byte for byte. Returns `search` itself when it does not hold `name`.
+ */
+export function withoutParam(search: string, name: string): string {
+  return replaceParam(search, name, null);
+}
+
+/** `search` with the value of the parameter `name` replaced by `***`, for a log line. */
+export function redactParam(search: string, name: string): string {
+  return replaceParam(search, name, `${name}=***`);
+}
+
+function replaceParam(search: string, name: string, replacement: string | null): string {
+  if (search === "") return search;
+  const kept: string[] = [];
+  let found = false;
+  for (const part of search.slice(1).split("&")) {
+    const eq = part.indexOf("=");
+    if (paramName(eq < 0 ? part : part.slice(0, eq)) !== name) {
+      kept.push(part);
+    } else {
+      found = true;
+      if (replacement !== null) kept.push(replacement);
+    }
+  }
+  if (!found) return search;
+  return kept.length === 0 ? "" : `?${kept.join("&")}`;
+}
+
+/** A parameter name as URLSearchParams reads it (`+` is a space, %XX decoded). */
+function paramName(raw: string): string {
+  const spaced = raw.replaceAll("+", " ");
+  if (!spaced.includes("%")) return spaced;
+  try {
+    return decodeURIComponent(spaced);
+  } catch {
+    return spaced;
+  }
 }

@@ -23,7 +23,7 @@ export interface RequestHead {
 
 /** A refused handshake: the status to answer with, why (for logs), and extra headers. */
 export interface HandshakeRejection {
-  /** The HTTP status code: 400, 403, 404, 405, 426, 431 or 503. */
+  /** The HTTP status code: 400, 401 (a route's authorize), 403, 404, 405, 426, 431 or 503. */
   status: number;
   /** A short sentence for the response body and the log line. */
   reason: string;
@@ -325,6 +325,7 @@ export function buildAcceptResponse(accept: string): Uint8Array {
 
 const STATUS_TEXT: Record<number, string> = {
   400: "Bad Request",
+  401: "Unauthorized",
   403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",

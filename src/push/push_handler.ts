@@ -6,6 +6,7 @@
  * - `quit` — close with 1000;
  * - `subscribe NAME [EPOCH:ID]` — join a channel, resuming after EPOCH:ID when given;
  * - `unsubscribe NAME` — leave a channel;
+ * - `auth TOKEN` — with a key configured: a newer token for the same user (`client_auth.ts`);
  * - anything else is acknowledged with "Server received: …" (and logged at debug level, cut
  *   short: at info a client could make the server log as fast as it sends).
  * A malformed command gets a JSON `{"error": …}` message, never a disconnect. Every message
@@ -22,6 +23,10 @@ import { BURST_FACTOR, takeToken } from "../net/rate_limit.ts";
 import { runDemoFeed } from "./demo_feed.ts";
 import { type ChannelHub, isValidChannelName, parsePosition } from "./channel_hub.ts";
 import type { Position } from "./broker.ts";
+import { ClientAuth, userOf } from "./client_auth.ts";
+import type { Authenticator } from "./auth.ts";
+import { ChannelPatterns } from "./channel_patterns.ts";
+import type { Sessions } from "./sessions.ts";
 
 /** Options of {@linkcode createPushHandler}. */
 export interface PushHandlerOptions {
@@ -40,8 +45,20 @@ export interface PushHandlerOptions {
   maxClientRate: number;
   /** Where events are logged. */
   logger: Logger;
-  /** Where rate-limited clients are counted. */
+  /** Where rate-limited clients and refused tokens are counted. */
   metrics: Metrics;
+  /**
+   * Verifies tokens: with it every client needs one (401 otherwise) and may join the channels
+   * its token grants and `publicChannels`. Without it (no key configured) every channel is
+   * public, as before tokens existed.
+   */
+  auth?: Authenticator | null;
+  /** With `auth`: clients without a token may connect, to public channels only. */
+  anonymous?: boolean;
+  /** With `auth`: the channels every client may join. */
+  publicChannels?: ChannelPatterns;
+  /** Where every connection is registered under its user (`anon:<client id>` without a token). */
+  sessions?: Sessions<Peer>;
 }
 
 /** The longest client text echoed into a log line. */
@@ -53,7 +70,17 @@ function sendError(c: Peer, error: string): void {
 
 /** Creates the handler of the push endpoint. */
 export function createPushHandler(options: PushHandlerOptions): PeerHandler {
-  const { hub, logger, maxClientRate } = options;
+  const { hub, logger, maxClientRate, sessions } = options;
+  const clientAuth = options.auth
+    ? new ClientAuth({
+      auth: options.auth,
+      anonymous: options.anonymous ?? false,
+      publicChannels: options.publicChannels ?? ChannelPatterns.NONE,
+      hub,
+      logger,
+      metrics: options.metrics,
+    })
+    : null;
 
   function subscribe(c: Peer, channel: string, since: Position | undefined): void {
     if (!isValidChannelName(channel)) {
@@ -61,6 +88,15 @@ export function createPushHandler(options: PushHandlerOptions): PeerHandler {
         c,
         `Invalid channel name "${channel.slice(0, 80)}": use 1-64 of A-Z a-z 0-9 _ - .`,
       );
+    }
+    if (clientAuth !== null && !clientAuth.mayJoin(c, channel)) {
+      // Named, so a client that asked for several at once knows which one (the others proceed).
+      c.sendText(JSON.stringify({
+        error: `Not allowed to subscribe to ${channel}: neither the token nor ` +
+          "--public-channels grants it.",
+        channel,
+      }));
+      return;
     }
     const mine = hub.subscriptionsOf(c);
     if (mine.size >= options.maxSubscriptions && !mine.has(channel)) {
@@ -114,13 +150,26 @@ export function createPushHandler(options: PushHandlerOptions): PeerHandler {
           sendError(c, `Not subscribed to ${words[1].slice(0, 80)}.`);
         }
         return true;
+      case "auth":
+        // Without a key there are no tokens: "auth …" stays free text, as before.
+        if (clientAuth === null) return false;
+        if (words.length !== 2) {
+          sendError(c, "Usage: auth TOKEN");
+        } else {
+          clientAuth.refresh(c, words[1]).catch((err) => {
+            logger.error("auth.refresh_failed", { client: c.id, error: String(err) });
+          });
+        }
+        return true;
       default:
         return false;
     }
   }
 
-  return {
+  const handler: PeerHandler = {
     onOpen(c) {
+      sessions?.add(userOf(c), c);
+      clientAuth?.arm(c);
       const query = c.request.query;
       const since = new Map<string, Position>();
       for (const item of (query.get("since") ?? "").split(",").filter(Boolean)) {
@@ -142,6 +191,10 @@ export function createPushHandler(options: PushHandlerOptions): PeerHandler {
     onClosing(c) {
       // Leave every channel as soon as the connection starts closing, not when it has closed.
       hub.unsubscribeAll(c);
+      sessions?.remove(userOf(c), c);
+    },
+    onDeadline(c, now) {
+      clientAuth?.deadline(c, now);
     },
     onMessage(c, message) {
       // Every message costs the server a reply, and some a log line or a subscription: a client
@@ -168,11 +221,16 @@ export function createPushHandler(options: PushHandlerOptions): PeerHandler {
       if (logger.enabled("debug")) {
         logger.debug("client.message", {
           client: c.id,
-          text: message.data.slice(0, PREVIEW_CHARS),
+          // Free text only without a key, but a client library may still send its token.
+          text: message.data.startsWith("auth ")
+            ? "auth ***"
+            : message.data.slice(0, PREVIEW_CHARS),
           text_chars: message.data.length,
         });
       }
       c.sendText(`Server received: ${message.data}`);
     },
   };
+  if (clientAuth !== null) handler.authorize = (request) => clientAuth.authorize(request);
+  return handler;
 }

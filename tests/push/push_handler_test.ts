@@ -18,6 +18,8 @@ class RecordingPeer implements Peer {
   readonly maxQueueBytes = 1 << 20;
   rateDebt = 0;
   rateAt = 0;
+  identity: unknown = null;
+  deadline = 0;
   readonly sent: string[] = [];
   readonly closes: [number | undefined, string | undefined][] = [];
   constructor(search = "") {
