@@ -18,6 +18,8 @@ import { RedisBroker } from "./push/redis_broker.ts";
 import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
+import { Sessions } from "./push/sessions.ts";
+import { disconnectUser } from "./http/management_api.ts";
 import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
 
 /** A running push server. */
@@ -32,6 +34,8 @@ export interface App {
   hub: ChannelHub;
   /** The process's counters. */
   metrics: Metrics;
+  /** The connections of every user (`POST /disconnect` closes them). */
+  sessions: Sessions;
   /**
    * Stops both servers: clients get close 1001 "going away" and `drainMs` to answer.
    */
@@ -49,6 +53,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const tls = config.tlsCert
     ? { cert: await Deno.readTextFile(config.tlsCert), key: await Deno.readTextFile(config.tlsKey) }
     : undefined;
+  const sessions = new Sessions();
+  let broadcastDisconnect: ((user: string) => Promise<number>) | undefined;
   let hub: ChannelHub;
   if (config.redis) {
     const broker = new RedisBroker({
@@ -56,7 +62,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       historySize: config.history,
       historyTtl: config.historyTtl,
       logger,
+      // POST /disconnect on another instance: close this one's connections of the user.
+      onControl: (m) => disconnectUser(sessions, m.disconnect, metrics),
     });
+    broadcastDisconnect = (user) => broker.broadcastControl({ disconnect: user });
     hub = new Hub(broker, logger);
     // Not awaited: with Redis down the server still starts, serves its clients and reports
     // "degraded"; the broker connects (and reconnects) by itself.
@@ -91,6 +100,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       demo: config.demo,
       hub,
       publishToken: config.publishToken,
+      sessions,
+      broadcastDisconnect,
       maxMessageBytes: config.maxMessageBytes,
       logger,
       metrics,
@@ -146,6 +157,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     ws: wsServer,
     hub,
     metrics,
+    sessions,
     async shutdown(drainMs = 0) {
       backlog?.releaseAll();
       // The page server outlives the drain, answering /readyz 503, so a load balancer learns
