@@ -108,6 +108,7 @@ client.on("state", render);
 let opened = false; // whether the current attempt reached "open" (a refused handshake never does)
 client.on("open", (url) => {
   opened = true;
+  if (!refreshWanted) renderAuthNotice(""); // accepted: an earlier refusal no longer applies
   addLog("open", `connected to ${redact(url)}`);
 });
 client.on("close", (ev) => {
