@@ -108,7 +108,9 @@ client.on("state", render);
 let opened = false; // whether the current attempt reached "open" (a refused handshake never does)
 client.on("open", (url) => {
   opened = true;
-  if (!refreshWanted) renderAuthNotice(""); // accepted: an earlier refusal no longer applies
+  // Accepted: an earlier refusal or expiry warning was about another connection.
+  refreshWanted = false;
+  renderAuthNotice("");
   addLog("open", `connected to ${redact(url)}`);
 });
 client.on("close", (ev) => {
