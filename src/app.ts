@@ -18,11 +18,12 @@ import { RedisBroker } from "./push/redis_broker.ts";
 import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
+import { Sessions } from "./push/sessions.ts";
+import { disconnectUser } from "./http/management_api.ts";
 import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
 import type { Peer } from "./net/peer.ts";
 import type { Authenticator } from "./push/auth.ts";
 import { authFromConfig } from "./push/auth_config.ts";
-import { Sessions } from "./push/sessions.ts";
 
 /** A running push server. */
 export interface App {
@@ -63,6 +64,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const tls = config.tlsCert
     ? { cert: await Deno.readTextFile(config.tlsCert), key: await Deno.readTextFile(config.tlsKey) }
     : undefined;
+  let broadcastDisconnect: ((user: string) => Promise<number>) | undefined;
   let hub: ChannelHub;
   if (config.redis) {
     const broker = new RedisBroker({
@@ -70,7 +72,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       historySize: config.history,
       historyTtl: config.historyTtl,
       logger,
+      // POST /disconnect on another instance: close this one's connections of the user.
+      onControl: (m) => disconnectUser(sessions, m.disconnect, metrics),
     });
+    broadcastDisconnect = (user) => broker.broadcastControl({ disconnect: user });
     hub = new Hub(broker, logger);
     // Not awaited: with Redis down the server still starts, serves its clients and reports
     // "degraded"; the broker connects (and reconnects) by itself.
@@ -105,6 +110,9 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       demo: config.demo,
       hub,
       publishToken: config.publishToken,
+      authenticator: clientAuth.auth ?? undefined,
+      sessions,
+      broadcastDisconnect,
       maxMessageBytes: config.maxMessageBytes,
       logger,
       metrics,

@@ -63,6 +63,10 @@ export class Metrics {
   publishes = 0;
   /** Publishes refused, by HTTP status. */
   publishesRejected: LabeledCounter = new LabeledCounter();
+  /** `POST /disconnect` requests refused, by HTTP status. */
+  readonly disconnectsRejected: LabeledCounter = new LabeledCounter();
+  /** Connections closed with 4003 by `POST /disconnect` (here or relayed from another instance). */
+  userDisconnects = 0;
   /** HTTP requests refused before routing (421: a Host that is not a name of the server). */
   readonly httpRejected: LabeledCounter = new LabeledCounter();
   /** Clients dropped because their queue overflowed. */
@@ -161,6 +165,18 @@ export class Metrics {
       "counter",
       "Publishes refused, by HTTP status.",
       labeled("status", this.publishesRejected),
+    );
+    metric(
+      "push_disconnects_rejected_total",
+      "counter",
+      "POST /disconnect requests refused, by HTTP status.",
+      labeled("status", this.disconnectsRejected),
+    );
+    metric(
+      "push_user_disconnects_total",
+      "counter",
+      "Connections closed with 4003 by POST /disconnect (on any instance, closed here).",
+      single(this.userDisconnects),
     );
     metric(
       "push_http_rejected_total",

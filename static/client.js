@@ -10,6 +10,7 @@ import {
   describeBase64,
   describeBytes,
   removeChannel,
+  renderAuthNotice,
   renderChannel,
   renderRate,
   renderRetry,
@@ -41,7 +42,60 @@ async function loadConfig() {
   return url.href;
 }
 
-const client = new PushClient(loadConfig, { connect: false });
+// ---------------------------------------------------------------------------------------------
+// The token: the field's value, taken from the page's own ?token= at load (then removed from
+// the address bar, so it does not stay in history or get shared with a link to the page).
+
+const pageParams = new URLSearchParams(location.search);
+if (pageParams.has("token")) {
+  ui.token.value = pageParams.get("token");
+  pageParams.delete("token");
+  const rest = pageParams.toString();
+  history.replaceState(null, "", location.pathname + (rest ? `?${rest}` : "") + location.hash);
+}
+
+/** The token the current connection was opened (or last refreshed) with. */
+let tokenInUse = "";
+/** The server said `expiring` and no fresh token has been sent since. */
+let refreshWanted = false;
+
+/**
+ * Asked by the library at every connection attempt and when the server says `expiring`. At
+ * connect: the field's value. On `expiring`: a token not sent yet, if the user has pasted one;
+ * otherwise nothing (the library then sends nothing) and a notice asks for a fresh one, which is
+ * sent as soon as it is pasted.
+ */
+function currentToken() {
+  const value = ui.token.value.trim();
+  if (client.state === "open") {
+    if (value === "" || value === tokenInUse) {
+      refreshWanted = true;
+      renderAuthNotice(
+        "The server says the token expires soon: paste a fresh token into the Token field " +
+          "(it is sent at once), or the server closes the connection with 4001 when it expires.",
+      );
+      return "";
+    }
+    refreshWanted = false;
+    renderAuthNotice("");
+    addLog("sent", `auth (a fresh token, ${value.length} chars)`);
+  }
+  tokenInUse = value;
+  return value;
+}
+
+/** Hides the token in URLs shown in the log. */
+function redact(url) {
+  try {
+    const u = new URL(url);
+    if (u.searchParams.has("token")) u.searchParams.set("token", "…");
+    return u.href;
+  } catch {
+    return url;
+  }
+}
+
+const client = new PushClient(loadConfig, { connect: false, token: currentToken });
 
 /** The page's state: the library's, and "reconnecting" while a retry waits out its backoff. */
 function pageState() {
@@ -51,7 +105,14 @@ function pageState() {
 const render = () => renderState(pageState(), client.retryAt);
 
 client.on("state", render);
-client.on("open", (url) => addLog("open", `connected to ${url}`));
+let opened = false; // whether the current attempt reached "open" (a refused handshake never does)
+client.on("open", (url) => {
+  opened = true;
+  // Accepted: an earlier refusal or expiry warning was about another connection.
+  refreshWanted = false;
+  renderAuthNotice("");
+  addLog("open", `connected to ${redact(url)}`);
+});
 client.on("close", (ev) => {
   const readyState = client.socket?.readyState ?? WebSocket.CLOSED;
   addLog(
@@ -59,6 +120,8 @@ client.on("close", (ev) => {
     `readyState=${readyState} code=${ev.code} reason=${ev.reason || "(none)"}` +
       (ev.wasClean ? "" : " (not clean)"),
   );
+  explainClose(ev);
+  opened = false;
   for (const sub of client.subscriptions.values()) renderChannel(channelView(sub), unsubscribe);
 });
 client.on("retry", ({ attempt, delay }) => {
@@ -67,7 +130,10 @@ client.on("retry", ({ attempt, delay }) => {
 });
 client.on("error", (e) => {
   const sub = typeof e.channel === "string" ? client.subscriptions.get(e.channel) : undefined;
-  if (sub) renderChannel(channelView(sub), unsubscribe);
+  if (sub) {
+    refusals.set(sub.channel, e.error);
+    renderChannel(channelView(sub), unsubscribe);
+  }
   if (e.error === "WebSocket error") addLog("error", "WebSocket error");
   else if (e.error.startsWith("cannot connect")) addLog("error", e.error);
   else addLog("message", `server error: ${e.error}`, { type: "error" });
@@ -83,8 +149,41 @@ client.on("notice", (n) => {
 // ---------------------------------------------------------------------------------------------
 // Receiving: everything is logged; publications and notices also update the channel list.
 
+/** The server's last `{"error":…,"channel":…}` per channel, shown while it is refused. */
+const refusals = new Map();
+
 function channelView(sub) {
-  return { name: sub.channel, epoch: sub.epoch, id: sub.id, status: sub.status };
+  return {
+    name: sub.channel,
+    epoch: sub.epoch,
+    id: sub.id,
+    status: sub.status,
+    error: refusals.get(sub.channel),
+  };
+}
+
+/** Says what a refusal or an authentication close means and what to do about it. */
+function explainClose(ev) {
+  if (ev.code === 4001) {
+    const what = "the token expired (4001): paste a fresh token into the Token field; " +
+      "the page reconnects with it";
+    addLog("error", what);
+    renderAuthNotice(`Disconnected: ${what}.`);
+  } else if (ev.code === 4003) {
+    const what = "disconnected by the server (4003): this user's connections were closed on " +
+      "purpose; the page does not reconnect by itself — press Connect (with a new token if " +
+      "needed) to try again";
+    addLog("error", what);
+    renderAuthNotice(`Disconnected: ${what}.`);
+  } else if (!opened && ev.code === 1006 && tokenInUse) {
+    // Browsers hide the handshake's status from pages: a 401 (a bad or expired token) looks
+    // like any failed connection. Without a token, a failure is most likely the server being
+    // away, and is only logged as the close above.
+    const hint = "connection refused (401?): the server did not accept the handshake; check " +
+      "the token (expired, or signed with another key) and paste a fresh one if needed";
+    addLog("error", hint);
+    renderAuthNotice(hint.charAt(0).toUpperCase() + hint.slice(1) + ".");
+  }
 }
 
 function onMessage(data) {
@@ -191,6 +290,7 @@ function unsubscribe(name) {
   const sub = client.subscriptions.get(String(name));
   if (!sub) return false;
   sub.unsubscribe();
+  refusals.delete(sub.channel);
   removeChannel(sub.channel);
   addLog("sent", `unsubscribe ${sub.channel}`);
   return true;
@@ -198,6 +298,7 @@ function unsubscribe(name) {
 
 function connect() {
   if (client.state !== "closed") return;
+  renderAuthNotice("");
   client.connect();
 }
 
@@ -218,6 +319,27 @@ ui["send-form"].addEventListener("submit", (ev) => {
   const text = ui.message.value;
   if (text === "") return;
   if (send(text)) ui.message.value = "";
+});
+
+// A token pasted while the server waits for a fresh one goes out at once (`auth TOKEN`);
+// otherwise it is used from the next connection on.
+function onTokenChange() {
+  const value = ui.token.value.trim();
+  if (value === "" || value === tokenInUse) return;
+  if (refreshWanted && client.state === "open") {
+    refreshWanted = false;
+    tokenInUse = value;
+    if (client.send(`auth ${value}`)) addLog("sent", `auth (a fresh token, ${value.length} chars)`);
+    renderAuthNotice("");
+  } else if (client.state !== "closed") {
+    addLog("info", "the new token is used from the next connection on");
+  }
+}
+ui.token.addEventListener("change", onTokenChange);
+ui["token-form"].addEventListener("submit", (ev) => {
+  ev.preventDefault(); // Enter in the field: take the token, stay on the page
+  onTokenChange();
+  if (client.state === "closed") connect();
 });
 
 ui["channel-form"].addEventListener("submit", (ev) => {

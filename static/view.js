@@ -24,6 +24,9 @@ export const ui = Object.fromEntries(
     "channel-form",
     "channel",
     "channels",
+    "token",
+    "token-form",
+    "auth-notice",
     "log",
     "clear",
   ].map((id) => [id, document.getElementById(id)]),
@@ -82,8 +85,9 @@ export function renderRate() {
 // Channel list
 
 /**
- * Shows one channel: name, position, status and an Unsubscribe button.
- * @param {{name: string, epoch: string|null, id: number|null, status: string}} ch
+ * Shows one channel: name, position, status (with the server's refusal, when refused) and an
+ * Unsubscribe button.
+ * @param {{name: string, epoch: string|null, id: number|null, status: string, error?: string}} ch
  * @param {(name: string) => void} onUnsubscribe
  */
 export function renderChannel(ch, onUnsubscribe) {
@@ -97,12 +101,26 @@ export function renderChannel(ch, onUnsubscribe) {
     button.dataset.channel = ch.name;
     button.textContent = "Unsubscribe";
     button.addEventListener("click", () => onUnsubscribe(ch.name));
-    li.append(span("name", ch.name), span("pos", ""), span("chan-status", ""), button);
+    li.append(
+      span("name", ch.name),
+      span("pos", ""),
+      span("chan-status", ""),
+      button,
+      span("chan-error", ""),
+    );
     ui.channels.append(li);
   }
   li.dataset.status = ch.status;
   li.querySelector(".pos").textContent = ch.epoch === null ? "" : `${ch.epoch}:${ch.id}`;
   li.querySelector(".chan-status").textContent = ch.status;
+  // Why the server refused it (a channel the token does not allow, say), while refused.
+  li.querySelector(".chan-error").textContent = ch.status === "refused" ? clip(ch.error ?? "") : "";
+}
+
+/** Shows `text` in the authentication notice above the buttons; "" hides it. */
+export function renderAuthNotice(text) {
+  ui["auth-notice"].textContent = text;
+  ui["auth-notice"].hidden = text === "";
 }
 
 /** Removes a channel from the list. */

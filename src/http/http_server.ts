@@ -1,6 +1,6 @@
 /**
  * The HTTP side (`Deno.serve` on its own port): the client page, `/config.json` (where the page
- * learns the WebSocket URL), the publish API, `/metrics`, `/healthz` (liveness) and `/readyz`
+ * learns the WebSocket URL), the publish API, `POST /disconnect`, `/metrics`, `/healthz` (liveness) and `/readyz`
  * (readiness). Every request must name the server in `Host` (421 otherwise).
  *
  * @module
@@ -10,6 +10,9 @@ import type { Metrics } from "../metrics.ts";
 import type { Backlog } from "../net/outbox/backlog.ts";
 import type { ChannelHub } from "../push/channel_hub.ts";
 import { type HostPolicy, hostPolicy, isHostAllowed } from "../protocol/handshake.ts";
+import type { Authenticator } from "../push/auth.ts";
+import type { Sessions } from "../push/sessions.ts";
+import { createDisconnectHandler } from "./management_api.ts";
 import { createPublishHandler } from "./publish_api.ts";
 import { loadStaticFiles } from "./static_files.ts";
 
@@ -31,6 +34,12 @@ export interface HttpServerOptions {
   hub: ChannelHub;
   /** Bearer token for the publish API; empty = loopback only. */
   publishToken: string;
+  /** Verifies JWTs: a token's `publish` claim lets it publish to those channels. */
+  authenticator?: Authenticator;
+  /** The connections of every user, for `POST /disconnect` (without it: 404 there). */
+  sessions?: Pick<Sessions, "disconnect">;
+  /** Tells the other instances to disconnect a user (Redis mode); resolves with how many heard. */
+  broadcastDisconnect?: (user: string) => Promise<number>;
   /** Largest publish body. */
   maxMessageBytes: number;
   /** Where events are logged. */
@@ -92,10 +101,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   const publish = createPublishHandler({
     hub: options.hub,
     token: options.publishToken,
+    authenticator: options.authenticator,
     maxMessageBytes: options.maxMessageBytes,
     logger,
     metrics: options.metrics,
     backlog: options.backlog,
+  });
+  const disconnect = options.sessions && createDisconnectHandler({
+    sessions: options.sessions,
+    token: options.publishToken,
+    broadcast: options.broadcastDisconnect,
+    logger,
+    metrics: options.metrics,
   });
   const hosts = options.allowedHosts ?? hostPolicy(options.hostname);
   let draining = false;
@@ -116,6 +133,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const url = new URL(request.url);
     if (url.pathname === "/publish") {
       return publish(request, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
+    if (url.pathname === "/disconnect" && disconnect) {
+      return disconnect(request, (info.remoteAddr as Deno.NetAddr).hostname);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return json({ error: `Method ${request.method} is not allowed here.` }, 405);

@@ -4,6 +4,11 @@
  * otherwise. Answers `{"channel","epoch","id","delivered"}`; every error is JSON
  * `{"error": …}` with a precise status.
  *
+ * Who may publish: the API key (`--publish-token` as a bearer token); or, when token
+ * verification is configured, a JWT whose `publish` claim matches the channel (401 for a token
+ * that does not verify, 403 for a channel it may not publish to); without either credential,
+ * loopback peers that are not browsers when no API key is set.
+ *
  * @module
  */
 import { concatBytes } from "../bytes.ts";
@@ -12,13 +17,23 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { type ChannelHub, isValidChannelName } from "../push/channel_hub.ts";
 import { HubUnavailableError, type Publication } from "../push/broker.ts";
+import type { Authenticator, Identity } from "../push/auth.ts";
+import { TokenError } from "../push/jwt.ts";
+import { ApiError, ApiKey, bearerToken, jsonResponse } from "./api_key.ts";
+
+export { isBrowserRequest, isLoopback } from "./api_key.ts";
 
 /** Options of {@linkcode createPublishHandler}. */
 export interface PublishOptions {
   /** The channel engine. */
   hub: ChannelHub;
-  /** Required bearer token; empty means only loopback peers that are not browsers may publish. */
+  /** The API key (bearer token); empty means only loopback peers that are not browsers may publish. */
   token: string;
+  /**
+   * Verifies JWTs (`--jwt-*`): a token whose `publish` claim matches the channel may publish,
+   * from a browser too. Without it, a bearer value other than the API key is refused (401).
+   */
+  authenticator?: Authenticator;
   /** Largest body accepted (413 beyond). */
   maxMessageBytes: number;
   /** Where events are logged. */
@@ -29,46 +44,19 @@ export interface PublishOptions {
   backlog?: Backlog;
 }
 
-const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-
-/** Whether `hostname` is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped 127.x). */
-export function isLoopback(hostname: string): boolean {
-  return hostname === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(hostname);
-}
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)));
-}
-
-/** Compares two equal-length byte arrays in time independent of where they differ. */
-function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < a.length && i < b.length; i++) diff |= a[i] ^ b[i];
-  return diff === 0;
-}
-
-class PublishError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
 
 /** Reads the body, refusing (413) as soon as it passes `max` bytes, whatever Content-Length says. */
 async function readBody(request: Request, max: number): Promise<Uint8Array> {
   const declared = Number(request.headers.get("content-length") ?? NaN);
   if (declared > max) {
-    throw new PublishError(413, `The message is ${declared} bytes; the limit is ${max}.`);
+    throw new ApiError(413, `The message is ${declared} bytes; the limit is ${max}.`);
   }
   // A declared length is enforced by the HTTP server, so the body can be read in one piece:
   // reading it through the stream cost ~3% of the server's time under publish load. Not when
   // Transfer-Encoding is also sent (the body is then chunked, of any length), and the size is
   // checked again after reading in any case.
-  const tooLarge = () => new PublishError(413, `The message exceeds the limit of ${max} bytes.`);
+  const tooLarge = () => new ApiError(413, `The message exceeds the limit of ${max} bytes.`);
   if (Number.isInteger(declared) && !request.headers.has("transfer-encoding")) {
     const body = new Uint8Array(await request.arrayBuffer());
     if (body.length > max) throw tooLarge();
@@ -97,7 +85,7 @@ export function toPublication(contentType: string, body: Uint8Array): Publicatio
   try {
     text = strictUtf8.decode(body);
   } catch {
-    throw new PublishError(
+    throw new ApiError(
       400,
       "The body is not valid UTF-8; send binary data as application/octet-stream.",
     );
@@ -106,7 +94,7 @@ export function toPublication(contentType: string, body: Uint8Array): Publicatio
   try {
     JSON.parse(text);
   } catch (err) {
-    throw new PublishError(400, `The body is not valid JSON: ${(err as Error).message}`);
+    throw new ApiError(400, `The body is not valid JSON: ${(err as Error).message}`);
   }
   // Validated, then forwarded as sent: re-serialising would round every number through a
   // double (12345678901234567891 would arrive as 12345678901234567000). Only the whitespace
@@ -114,59 +102,51 @@ export function toPublication(contentType: string, body: Uint8Array): Publicatio
   return { kind: "json", json: text.trim() };
 }
 
-/**
- * Whether a browser sent `request`: browsers add `Origin` to every cross-origin request (and to
- * same-origin POSTs) and `Sec-Fetch-Site` to all; curl and backends send neither. A page on any
- * site can make the user's browser POST here (a `no-cors` text/plain request needs no preflight),
- * and the browser runs on the server's machine, so loopback alone proves nothing.
- */
-export function isBrowserRequest(request: Request): boolean {
-  const site = request.headers.get("sec-fetch-site");
-  return request.headers.has("origin") || (site !== null && site !== "none");
-}
-
 /** Creates the handler of `POST /publish`. */
 export function createPublishHandler(options: PublishOptions) {
-  const tokenDigest = options.token ? sha256(options.token) : null;
-  const json = (body: unknown, status: number, headers: Record<string, string> = {}) =>
-    new Response(JSON.stringify(body), {
-      status,
-      headers: { "content-type": "application/json; charset=utf-8", ...headers },
-    });
+  const key = new ApiKey(options.token, "publish");
+  const { authenticator } = options;
 
-  async function authorize(request: Request, peer: string): Promise<void> {
-    if (tokenDigest === null) {
-      if (isBrowserRequest(request)) {
-        throw new PublishError(
-          403,
-          "Browser requests may publish only with --publish-token and its bearer token.",
+  /**
+   * Who is publishing: null for the API key or the loopback rule, the identity for a JWT.
+   * Throws 401 for a bearer value that is neither the key nor a valid token.
+   */
+  async function authenticate(request: Request, peer: string): Promise<Identity | null> {
+    const bearer = bearerToken(request);
+    if (bearer !== null && await key.matches(bearer)) return null;
+    if (bearer !== null && authenticator) {
+      try {
+        return await authenticator.verify(bearer);
+      } catch (err) {
+        if (!(err instanceof TokenError)) throw err;
+        options.metrics.authFailures.inc(err.reason);
+        throw new ApiError(
+          401,
+          `The bearer token is neither the API key nor a valid token: ${err.message}.`,
+          key.invalidToken(),
+          { reason: err.reason },
         );
       }
-      if (!isLoopback(peer)) {
-        throw new PublishError(
-          403,
-          "Publishing is allowed from loopback only unless --publish-token is set.",
-        );
-      }
-      return;
     }
-    const m = /^bearer +(.+)$/i.exec(request.headers.get("authorization") ?? ""); // RFC 7235: any case
-    if (!m || !timingSafeEqual(await sha256(m[1]), await tokenDigest)) {
-      throw new PublishError(401, "A valid Authorization: Bearer <token> header is required.", {
-        "www-authenticate": 'Bearer realm="publish"',
-      });
-    }
+    // No valid credential: today's rule (a configured key is required; without one, loopback
+    // peers that are not browsers).
+    key.refuseWithoutCredential(request, peer, "publish");
+    return null;
   }
 
   return async (request: Request, peer: string): Promise<Response> => {
     const channel = new URL(request.url).searchParams.get("channel") ?? "";
     try {
       if (request.method !== "POST") {
-        throw new PublishError(405, "Use POST to publish.", { allow: "POST" });
+        throw new ApiError(405, "Use POST to publish.", { allow: "POST" });
       }
-      await authorize(request, peer);
+      const identity = await authenticate(request, peer);
       if (!isValidChannelName(channel)) {
-        throw new PublishError(400, "Invalid or missing ?channel=: use 1-64 of A-Z a-z 0-9 _ - .");
+        throw new ApiError(400, "Invalid or missing ?channel=: use 1-64 of A-Z a-z 0-9 _ - .");
+      }
+      // The same patterns as subscribing: a token without a `publish` claim matches nothing.
+      if (identity !== null && !identity.publish.matches(channel)) {
+        throw new ApiError(403, `This token may not publish to ${channel}.`, {}, { channel });
       }
       const body = await readBody(request, options.maxMessageBytes);
       const publication = toPublication(request.headers.get("content-type") ?? "", body);
@@ -177,14 +157,20 @@ export function createPublishHandler(options: PublishOptions) {
         result = await options.hub.publish(channel, publication);
       } catch (err) {
         if (!(err instanceof HubUnavailableError)) throw err;
-        throw new PublishError(503, err.message, { "retry-after": "1" });
+        throw new ApiError(503, err.message, { "retry-after": "1" });
       }
       const { epoch, id, delivered } = result;
       options.metrics.publishes++;
-      options.logger.debug("publish", { channel, id, delivered, bytes: body.length });
-      return json({ channel, epoch, id, delivered }, 200);
+      options.logger.debug("publish", {
+        channel,
+        id,
+        delivered,
+        bytes: body.length,
+        user: identity?.user,
+      });
+      return jsonResponse({ channel, epoch, id, delivered }, 200);
     } catch (err) {
-      if (!(err instanceof PublishError)) throw err;
+      if (!(err instanceof ApiError)) throw err;
       options.metrics.publishesRejected.inc(err.status);
       options.logger.warn("publish.rejected", {
         peer,
@@ -193,7 +179,7 @@ export function createPublishHandler(options: PublishOptions) {
         reason: err.message,
       });
       await request.body?.cancel().catch(() => {});
-      return json({ error: err.message }, err.status, err.headers);
+      return jsonResponse({ error: err.message, ...err.fields }, err.status, err.headers);
     }
   };
 }

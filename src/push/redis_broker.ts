@@ -10,6 +10,9 @@
  * - When Redis goes away, publishes answer 503, health says degraded and the engine holds live
  *   publications; when both connections are back (every subscription restored), the engine
  *   catches every local client up from history.
+ * - A control channel (`push:control`) carries instructions for every instance — today
+ *   `POST /disconnect`'s: `{"disconnect":SUB,"from":INSTANCE}`. Each instance subscribes to it
+ *   at start and hands the messages of the other instances to `onControl`.
  *
  * @module
  */
@@ -47,6 +50,17 @@ export interface RedisBrokerOptions {
   prefix?: string;
   /** Where events are logged. */
   logger: Logger;
+  /**
+   * Receives the control messages other instances broadcast (never this one's own). Must not
+   * throw (a throw is logged and the message dropped).
+   */
+  onControl?: (message: ControlMessage) => void;
+}
+
+/** An instruction for every server instance, sent with {@linkcode RedisBroker.broadcastControl}. */
+export interface ControlMessage {
+  /** Close every local connection of this user (a token's `sub`) with 4003. */
+  disconnect: string;
 }
 
 /**
@@ -108,6 +122,8 @@ export class RedisBroker implements Broker {
   #epochSet: Promise<unknown> | null = null;
   /** A candidate epoch, used by the script only when Redis holds none (fresh or wiped). */
   readonly #epochCandidate = newEpoch();
+  /** This instance on the control channel: it skips its own messages (it acted already). */
+  readonly #instance = crypto.randomUUID();
 
   /** Creates the broker; call {@linkcode RedisBroker.start} to connect. */
   constructor(options: RedisBrokerOptions) {
@@ -133,6 +149,9 @@ export class RedisBroker implements Broker {
 
   /** Connects both Redis connections in the background (they reconnect by themselves). */
   start(): void {
+    // Wanted before connecting, so the subscriber reports "up" only with it in place; it is
+    // restored on every reconnect like the channels. Rejects only on close: nothing to do then.
+    this.#subscriber.subscribe(this.#controlChannel()).catch(() => {});
     this.#client.start();
     this.#subscriber.start();
   }
@@ -148,6 +167,28 @@ export class RedisBroker implements Broker {
 
   #pubsubChannel(channel: string): string {
     return `${this.#prefix}ch:${channel}`;
+  }
+
+  /** Outside the `ch:` namespace, so no channel name can collide with it. */
+  #controlChannel(): string {
+    return `${this.#prefix}control`;
+  }
+
+  /**
+   * Publishes `message` to every instance's `onControl` (not this one's: the caller acts
+   * locally itself); resolves with the number of instances Redis handed it to, this one
+   * included. Rejects with {@linkcode HubUnavailableError} while Redis is away.
+   */
+  async broadcastControl(message: ControlMessage): Promise<number> {
+    const payload = JSON.stringify({ ...message, from: this.#instance });
+    try {
+      return await this.#client.command(["PUBLISH", this.#controlChannel(), payload]) as number;
+    } catch (err) {
+      if (err instanceof RedisUnavailableError) {
+        throw new HubUnavailableError("Redis is unavailable: other instances were not reached.");
+      }
+      throw err;
+    }
   }
 
   /** Runs the publish script; rejects with {@linkcode HubUnavailableError} while Redis is away. */
@@ -288,10 +329,27 @@ export class RedisBroker implements Broker {
 
   /** A publication from Redis: `ID ENVELOPE`, framed once for every local subscriber. */
   #onMessage(pubsubChannel: string, payload: Uint8Array): void {
+    if (pubsubChannel === this.#controlChannel()) return this.#onControlMessage(payload);
     const channel = pubsubChannel.slice(this.#prefix.length + 3);
     if (!this.#watched.has(channel)) return;
     const space = payload.indexOf(0x20);
     const id = Number(decoder.decode(payload.subarray(0, space)));
     this.#events?.onPublication(channel, id, encodeFrame(Opcode.Text, payload.subarray(space + 1)));
+  }
+
+  /** A control message: checked (anyone with Redis access can publish here), then handed on. */
+  #onControlMessage(payload: Uint8Array): void {
+    let message;
+    try {
+      message = JSON.parse(decoder.decode(payload));
+    } catch {
+      message = null;
+    }
+    if (typeof message?.disconnect !== "string" || typeof message.from !== "string") {
+      this.#options.logger.warn("redis.control_invalid", { bytes: payload.length });
+      return;
+    }
+    if (message.from === this.#instance) return;
+    this.#options.onControl?.({ disconnect: message.disconnect });
   }
 }

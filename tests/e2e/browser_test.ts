@@ -2,7 +2,7 @@
  * End to end in a real browser: headless Chromium, driven over the Chrome DevTools Protocol,
  * opens the client page served by an in-process server, receives the demo feed, sends a
  * message, disconnects, reconnects and closes the tab; the page and the server's log must agree
- * at every step.
+ * at every step; the token field and a close by `POST /disconnect` (4003).
  *
  * Needs Debian's `chromium` (CI installs it): without it this test fails and says so.
  */
@@ -253,6 +253,41 @@ Deno.test("the page in Chromium: subscribe, publications, resume without gap aft
     assertEquals(page.errors, [], "the page reported console errors or exceptions");
   } catch (err) {
     if (err instanceof Error) err.message += pageReport(page);
+    throw err;
+  }
+});
+
+Deno.test("the page in Chromium: ?token= fills the field and the handshake; 4003 is explained, not retried", async () => {
+  await using server = await startTestServer(["--publish-token", "api-key"]);
+  await using browser = await Browser.launch();
+  const page = await browser.newPage();
+  const token = "aaa.bbb.ccc";
+  try {
+    await page.navigate(`${server.httpUrl}/?token=${token}`);
+    await page.waitFor(`pushClient.state === "open"`, `the page to connect`);
+    // The field holds it, the address bar no longer does, the log never shows it.
+    assertEquals(await page.evaluate(`document.getElementById("token").value`), token);
+    assertEquals(await page.evaluate(`location.search`), "");
+    assert(!(await entries(page)).some((e) => e.text.includes(token)), "the token is in #log");
+    const [connection] = [...server.ws.clients];
+    assertEquals(connection.request.query.get("token"), token, "the handshake carried it");
+    // Disconnected by the server: the page says what happened and does not reconnect.
+    server.sessions.add("alice", connection);
+    const res = await fetch(`${server.httpUrl}/disconnect?user=alice`, {
+      method: "POST",
+      headers: { authorization: "Bearer api-key" },
+    });
+    assertEquals(await res.json(), { disconnected: 1 });
+    await waitForEntry(page, `e.kind === "error" && e.text.includes("(4003)")`, "the 4003 entry");
+    await page.waitFor(
+      `!document.getElementById("auth-notice").hidden &&
+        document.getElementById("auth-notice").textContent.includes("press Connect")`,
+      "the notice to say what to do",
+    );
+    // "closed", not "reconnecting": no retry was scheduled.
+    assertEquals(await page.evaluate(`pushClient.state`), "closed");
+  } catch (err) {
+    (err as Error).message += pageReport(page);
     throw err;
   }
 });

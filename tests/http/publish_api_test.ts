@@ -9,6 +9,9 @@ import { Logger } from "../../src/log.ts";
 import { Metrics } from "../../src/metrics.ts";
 import { startTestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
+import { Authenticator } from "../../src/push/auth.ts";
+import { hmacKey } from "../../src/push/jwt_keys.ts";
+import { claims, hsToken, seconds, SECRET } from "../support/jwt.ts";
 
 async function publish(
   base: string,
@@ -203,4 +206,79 @@ Deno.test("a body sent chunked with a Content-Length as well is still held to th
   const status = Number(response.split(" ")[1]);
   assert(status === 400 || status === 413, `refused (the HTTP server or the limit): ${status}`);
   assertEquals(server.hub.stats().historyMessages, 0, "nothing was published");
+});
+
+/** A publish handler over a fresh memory hub that verifies JWTs with the test secret. */
+function tokenHandler(token = "api-key") {
+  const hub = new Hub(new MemoryBroker({ historySize: 10, historyBytes: 1 << 16 }));
+  const metrics = new Metrics();
+  const handler = createPublishHandler({
+    hub,
+    token,
+    authenticator: new Authenticator({ secret: hmacKey(SECRET) }),
+    maxMessageBytes: 1024,
+    logger: new Logger("silent"),
+    metrics,
+  });
+  const post = async (channel: string, headers: Record<string, string>, peer = "192.0.2.7") => {
+    const response = await handler(
+      new Request(`http://x/publish?channel=${channel}`, { method: "POST", body: "x", headers }),
+      peer,
+    );
+    return { status: response.status, body: await response.json(), headers: response.headers };
+  };
+  const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
+  return { hub, metrics, post, bearer };
+}
+
+Deno.test("publish tokens: the API key, a JWT whose publish claim matches, and every refusal", async () => {
+  const { hub, metrics, post, bearer } = tokenHandler();
+  // The API key publishes anywhere, as before.
+  assertEquals((await post("news", bearer("api-key"))).status, 200);
+  // A publisher's token: its `publish` patterns, as for subscribing (exact names and prefixes*).
+  const publisher = await hsToken(claims("backend", { publish: ["news", "chat.*"] }));
+  assertEquals((await post("news", bearer(publisher))).body.id, 2);
+  assertEquals((await post("chat.42", bearer(publisher))).status, 200);
+  const other = await post("sports", bearer(publisher));
+  assertEquals(other.status, 403);
+  assertEquals(other.body.channel, "sports");
+  assertStringIncludes(other.body.error, "may not publish to sports");
+  // A subscriber's token (channels, no publish claim) cannot publish, even to its channels.
+  const subscriber = await hsToken(claims("alice", { channels: ["news"] }));
+  const refused = await post("news", bearer(subscriber));
+  assertEquals(refused.status, 403);
+  // Tokens that do not verify: 401 with the short reason, a bearer challenge, never published.
+  const forged = await hsToken(
+    claims("mallory", { publish: ["*"] }),
+    "another-secret-of-enough-length!!",
+  );
+  const expired = await hsToken({ sub: "backend", exp: seconds(-60), publish: ["*"] });
+  for (
+    const [token, reason] of [[forged, "signature"], [expired, "expired"], ["nope", "malformed"]]
+  ) {
+    const result = await post("news", bearer(token));
+    assertEquals([result.status, result.body.reason], [401, reason], token);
+    assertStringIncludes(result.headers.get("www-authenticate") ?? "", 'error="invalid_token"');
+  }
+  // No credential at all: 401 as before (a key is configured).
+  assertEquals((await post("news", {})).status, 401);
+  assertEquals(hub.stats().historyMessages, 3, "only the three allowed publishes went through");
+  assertEquals(metrics.publishesRejected.get(401), 4);
+  assertEquals(metrics.publishesRejected.get(403), 2);
+});
+
+Deno.test("publish tokens: a browser may publish with a JWT; without a credential today's rule holds", async () => {
+  const { post, bearer } = tokenHandler("");
+  const browser = { origin: "https://app.example", "sec-fetch-site": "cross-site" };
+  const publisher = await hsToken(claims("backend", { publish: ["news"] }));
+  assertEquals((await post("news", { ...browser, ...bearer(publisher) })).status, 200);
+  assertEquals((await post("sports", { ...browser, ...bearer(publisher) })).status, 403);
+  // No API key configured: a browser without a token, and a remote peer, are refused (403) ...
+  assertEquals((await post("news", browser, "127.0.0.1")).status, 403);
+  assertEquals((await post("news", {}, "192.0.2.7")).status, 403);
+  // ... a remote peer with a valid token publishes, a loopback backend without one still does.
+  assertEquals((await post("news", bearer(publisher), "192.0.2.7")).status, 200);
+  assertEquals((await post("news", {}, "127.0.0.1")).status, 200);
+  // A bad token is a 401 even from loopback: a credential that was sent is checked.
+  assertEquals((await post("news", bearer("nope"), "127.0.0.1")).status, 401);
 });

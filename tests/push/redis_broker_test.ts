@@ -1,7 +1,8 @@
 /**
  * The Redis broker against a real redis-server, in-process: key TTLs and ids across expiry, a
  * resume larger than the client's queue, every join waiting for the channel's subscription,
- * catch-ups retried after error replies, and `SET epoch NX` once per connection.
+ * catch-ups retried after error replies, `SET epoch NX` once per connection, and the control
+ * channel between instances.
  */
 import { assert, assertEquals, assertGreater } from "@std/assert";
 import { startTestServer, type TestServer } from "../support/server.ts";
@@ -11,7 +12,8 @@ import { TestSocket } from "../support/ws_client.ts";
 import { RedisClient } from "../../src/redis/client.ts";
 import { parseRedisUrl } from "../../src/redis/url.ts";
 import type { Hub } from "../../src/push/hub.ts";
-import type { RedisBroker } from "../../src/push/redis_broker.ts";
+import { RedisBroker } from "../../src/push/redis_broker.ts";
+import { Logger } from "../../src/log.ts";
 import { idsUntil, publishOk, range } from "../support/push_api.ts";
 
 const decoder = new TextDecoder();
@@ -193,4 +195,43 @@ Deno.test("Redis: SET epoch NX runs once per connection, not once per subscribe"
   const calls = Number(/cmdstat_set:calls=(\d+)/.exec(stats)?.[1] ?? 0);
   assertEquals(calls, 1);
   assertGreater(Number(/cmdstat_get:calls=(\d+)/.exec(stats)?.[1] ?? 0), 10);
+});
+
+Deno.test("Redis: broadcastControl reaches every other broker's onControl, never its own", async () => {
+  await using redis = await startRedisServer();
+  const heard: Record<string, string[]> = { a: [], b: [], c: [] };
+  const warnings: string[] = [];
+  const logger = new Logger("warn", (line) => warnings.push(line));
+  let arrived: () => void = () => {};
+  const brokers = Object.keys(heard).map((name) =>
+    new RedisBroker({
+      redis: parseRedisUrl(redis.url),
+      historySize: 0,
+      logger,
+      onControl: (m) => {
+        heard[name].push(m.disconnect);
+        arrived();
+      },
+    })
+  );
+  try {
+    for (const broker of brokers) broker.start();
+    await withDeadline(Promise.all(brokers.map((b) => b.ready())), 10_000, "the brokers");
+    // Anyone with Redis access can publish on the channel: junk is logged and ignored.
+    await using r = await admin(redis.url);
+    assertEquals(await r.command(["PUBLISH", "push:control", "{not json"]), 3);
+    assertEquals(await r.command(["PUBLISH", "push:control", '{"disconnect":7}']), 3);
+    const all = new Promise<void>((resolve) => {
+      arrived = () => heard.a.length + heard.b.length + heard.c.length === 4 && resolve();
+    });
+    assertEquals(await brokers[0].broadcastControl({ disconnect: "alice" }), 3);
+    assertEquals(await brokers[1].broadcastControl({ disconnect: "bob" }), 3);
+    await withDeadline(all, 10_000, "the control messages");
+    // Each connection delivers in publish order: when a heard bob, its own alice had come (and
+    // was skipped), and so had the junk before it.
+    assertEquals(heard, { a: ["bob"], b: ["alice"], c: ["alice", "bob"] });
+    assertEquals(warnings.filter((l) => l.includes("redis.control_invalid")).length, 6);
+  } finally {
+    await Promise.all(brokers.map((b) => b.close()));
+  }
 });

@@ -1,0 +1,114 @@
+/**
+ * `POST /disconnect?user=SUB`: closes every connection of a user (a token's `sub`) with
+ * **4003** "disconnected by server" and answers `{"disconnected":N}`, N being the connections
+ * this instance closed. With Redis, the request is also published to every other instance,
+ * which closes its own connections of the user when the message arrives (asynchronously: the
+ * answer does not wait for them) and `instances` says how many instances Redis handed it to
+ * (this one included).
+ *
+ * The API key (`--publish-token`) is required; without one, only loopback peers that are not
+ * browsers may call it, as for publishing. A token's `publish` claim never authorizes it.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
+import { HubUnavailableError } from "../push/broker.ts";
+import type { Sessions } from "../push/sessions.ts";
+import { ApiError, ApiKey, bearerToken, jsonResponse } from "./api_key.ts";
+
+/** The close code of a connection closed by `POST /disconnect` (private use, RFC 6455 §7.4.2). */
+export const DISCONNECT_CODE = 4003;
+/** The close reason sent with {@linkcode DISCONNECT_CODE}. */
+export const DISCONNECT_REASON = "disconnected by server";
+
+/** The longest `user` accepted (the longest `sub` a token may carry). */
+const MAX_USER_CHARS = 256;
+
+/**
+ * Closes every local connection of `user` with 4003 "disconnected by server" and counts them;
+ * returns how many. The endpoint calls it, and so does the Redis control channel for requests
+ * made on another instance.
+ */
+export function disconnectUser(
+  sessions: Pick<Sessions, "disconnect">,
+  user: string,
+  metrics?: Metrics,
+): number {
+  const closed = sessions.disconnect(user, DISCONNECT_CODE, DISCONNECT_REASON);
+  if (metrics) metrics.userDisconnects += closed;
+  return closed;
+}
+
+/** Options of {@linkcode createDisconnectHandler}. */
+export interface DisconnectOptions {
+  /** The connections of every user on this instance. */
+  sessions: Pick<Sessions, "disconnect">;
+  /** The API key; empty means loopback peers that are not browsers only. */
+  token: string;
+  /**
+   * Asks every other instance to disconnect `user` (Redis mode); resolves with the number of
+   * instances that received it. Rejects with `HubUnavailableError` while Redis is away.
+   */
+  broadcast?: (user: string) => Promise<number>;
+  /** Where events are logged. */
+  logger: Logger;
+  /** Where events are counted. */
+  metrics: Metrics;
+}
+
+/** Creates the handler of `POST /disconnect`. */
+export function createDisconnectHandler(options: DisconnectOptions) {
+  const key = new ApiKey(options.token, "disconnect");
+  const { logger, metrics } = options;
+
+  return async (request: Request, peer: string): Promise<Response> => {
+    const user = new URL(request.url).searchParams.get("user") ?? "";
+    // The body means nothing here: it is dropped, never read.
+    await request.body?.cancel().catch(() => {});
+    let disconnected = 0;
+    try {
+      if (request.method !== "POST") {
+        throw new ApiError(405, "Use POST to disconnect a user.", { allow: "POST" });
+      }
+      if (!await key.matches(bearerToken(request))) {
+        key.refuseWithoutCredential(request, peer, "disconnect users");
+      }
+      if (user === "" || user.length > MAX_USER_CHARS) {
+        throw new ApiError(400, `Missing or too long ?user=: the user id (sub), 1-256 characters.`);
+      }
+      // Local connections first, synchronously: the answer counts them whatever Redis does.
+      disconnected = disconnectUser(options.sessions, user, metrics);
+      let instances: number | undefined;
+      if (options.broadcast) {
+        try {
+          instances = await options.broadcast(user);
+        } catch (err) {
+          if (!(err instanceof HubUnavailableError)) throw err;
+          throw new ApiError(
+            503,
+            "Redis is unavailable: only this instance's connections of the user were closed. " +
+              "Retry shortly.",
+            { "retry-after": "1" },
+            { disconnected },
+          );
+        }
+      }
+      logger.info("user.disconnected", { user: user.slice(0, 80), disconnected, instances });
+      return jsonResponse(
+        instances === undefined ? { disconnected } : { disconnected, instances },
+        200,
+      );
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      metrics.disconnectsRejected.inc(err.status);
+      logger.warn("disconnect.rejected", {
+        peer,
+        user: user.slice(0, 80),
+        status: err.status,
+        reason: err.message,
+      });
+      return jsonResponse({ error: err.message, ...err.fields }, err.status, err.headers);
+    }
+  };
+}
