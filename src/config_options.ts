@@ -6,9 +6,10 @@
  */
 
 import { parseRedisUrl } from "./redis/url.ts";
-import { LOG_LEVELS, type LogLevel } from "./log.ts";
-import { MIN_SECRET_BYTES } from "./push/jwt_keys.ts";
-import { ChannelPatterns } from "./push/channel_patterns.ts";
+import type { LogLevel } from "./log.ts";
+import { boolean, duration, integer, list, logLevel, range, size } from "./config_values.ts";
+
+export { boolean } from "./config_values.ts";
 
 /** The server's whole configuration. Durations are milliseconds, sizes bytes. */
 export interface Config {
@@ -97,58 +98,6 @@ export interface OptionSpec<K extends keyof Config = keyof Config> {
   default: string;
   help: string;
   parse: (value: string) => Config[K];
-}
-
-function integer(min: number, max: number): (value: string) => number {
-  return (value) => {
-    if (!/^\d+$/.test(value)) throw new Error(`expected a whole number, got "${value}"`);
-    const n = Number(value);
-    if (n < min || n > max) throw new Error(`expected ${min}..${max}, got ${n}`);
-    return n;
-  };
-}
-
-const SIZE_UNITS: Record<string, number> = { "": 1, b: 1, kib: 1024, mib: 1024 * 1024 };
-
-function size(min: number, max: number): (value: string) => number {
-  return (value) => {
-    const m = /^(\d+)\s*(b|kib|mib)?$/i.exec(value);
-    if (!m) throw new Error(`expected bytes like 65536, 64KiB or 1MiB, got "${value}"`);
-    return integer(min, max)(String(Number(m[1]) * SIZE_UNITS[(m[2] ?? "").toLowerCase()]));
-  };
-}
-
-const TIME_UNITS: Record<string, number> = { "": 1, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-function duration(min: number, max: number): (value: string) => number {
-  return (value) => {
-    const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(value);
-    if (!m) throw new Error(`expected a duration like 500ms, 5s, 1m or 1h, got "${value}"`);
-    const ms = Math.round(Number(m[1]) * TIME_UNITS[m[2] ?? ""]);
-    if (ms < min || ms > max) throw new Error(`expected ${min}ms..${max}ms, got ${ms}ms`);
-    return ms;
-  };
-}
-
-/** The parser of boolean options (a bare boolean flag means true). */
-export function boolean(value: string): boolean {
-  if (/^(true|1|yes|on)$/i.test(value)) return true;
-  if (/^(false|0|no|off)$/i.test(value)) return false;
-  throw new Error(`expected true or false, got "${value}"`);
-}
-
-function range(value: string): [number, number] {
-  const m = /^(\d+)(?:-(\d+))?$/.exec(value);
-  if (!m) throw new Error(`expected MIN-MAX in milliseconds like 2000-5000, got "${value}"`);
-  const min = Number(m[1]);
-  const max = Number(m[2] ?? m[1]);
-  if (max < min) throw new Error(`MIN must not exceed MAX, got "${value}"`);
-  if (max > 3_600_000) throw new Error(`MAX must be at most 3600000 (1 h), got ${max}`);
-  return [min, max];
-}
-
-function list(value: string): string[] {
-  return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
 }
 
 /** Every option, in the order `--help` and the README list them. */
@@ -347,14 +296,9 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "jwt-secret",
     default: "",
     help: "HMAC secret (32+ bytes) of HS256 client tokens; any key makes / require a token.",
-    parse: (v) => {
-      const bytes = new TextEncoder().encode(v).length;
-      if (v !== "" && bytes < MIN_SECRET_BYTES) {
-        // The length only: the value is the secret.
-        throw new Error(`expected at least ${MIN_SECRET_BYTES} bytes, got ${bytes}`);
-      }
-      return v;
-    },
+    // Its length (32 bytes at least) is checked where the key is made (push/auth_config.ts):
+    // the message there gives the rule, never the secret.
+    parse: (v) => v,
   },
   {
     key: "jwtPublicKey",
@@ -401,11 +345,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "public-channels",
     default: "",
     help: "With a key: channel patterns anyone may subscribe to (comma list: news,chat.*).",
-    parse: (v) => {
-      const patterns = list(v);
-      ChannelPatterns.parse(patterns); // throws, naming the bad pattern
-      return patterns;
-    },
+    // Checked as patterns where they are compiled (push/auth_config.ts): exit 2 there too.
+    parse: list,
   },
   {
     key: "drainTimeout",
@@ -447,13 +388,6 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "log-level",
     default: "info",
     help: "One of silent, error, warn, info, debug.",
-    parse: (v) => {
-      if (!(LOG_LEVELS as readonly string[]).includes(v)) {
-        throw new Error(
-          `expected one of ${LOG_LEVELS.join(", ")}, got "${v}"`,
-        );
-      }
-      return v as LogLevel;
-    },
+    parse: logLevel,
   },
 ];

@@ -77,9 +77,16 @@ Deno.test("bad key settings are ConfigErrors: PEM that is no key, an unreachable
     assertStringIncludes(err.message, "need a key");
   }
   assertEquals((await authFromConfig(config({}), { logger })).auth, null);
-  for (const args of [["--public-channels", "bad name"], ["--jwt-jwks-url", "ftp://x"]]) {
-    assertThrows(() => parseConfig(args, () => undefined), ConfigError);
-  }
+  assertThrows(() => parseConfig(["--jwt-jwks-url", "ftp://x"], () => undefined), ConfigError);
+  // Patterns are checked where they are compiled, with the same exit code 2 as a parse error.
+  const bad = await assertRejects(
+    () =>
+      authFromConfig(config({ jwtSecret: "x".repeat(32), publicChannels: ["bad name"] }), {
+        logger,
+      }),
+    ConfigError,
+  );
+  assertStringIncludes(bad.message, "--public-channels");
 });
 
 Deno.test("the JWKS is fetched again for an unknown kid; a failed refetch is a warning and the cached keys stay", async () => {
