@@ -31,6 +31,8 @@ export interface LoadConfig {
   httpPort: number;
   /** The channel every client subscribes to; fresh per run so ids start at 1. */
   channel: string;
+  /** The request path instead of `/?channels=CHANNEL&demo=false` (a token in the query, say). */
+  path?: string;
   /** Clients that read everything (measured). */
   clients: number;
   /** Extra clients that never read until the runner says `drain` (slow consumers). */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { hmacSigningKey, signToken } from "../src/push/jwt_sign.ts";
 import { DEFAULT_LOAD, type LoadConfig } from "./load_client.ts";
 import {
   denoPath,
@@ -44,8 +45,16 @@ export function serverArgv(
   httpPort: number,
   denoFlags: string[] = [],
   bunPath = "bun",
+  extraFlags: string[] = [],
 ): string[] {
-  const flags = ["--ws-port", String(wsPort), "--http-port", String(httpPort), ...SERVER_FLAGS];
+  const flags = [
+    "--ws-port",
+    String(wsPort),
+    "--http-port",
+    String(httpPort),
+    ...SERVER_FLAGS,
+    ...extraFlags,
+  ];
   if (kind === "bun") return [bunPath, "run", "bench/bun_server.ts", ...flags];
   return kind === "ours"
     ? [
@@ -149,6 +158,16 @@ export interface RunContext {
   bunPath?: string;
 }
 
+/** The secret of the `jwt` scenarios (a benchmark's, not a real one). */
+const BENCH_JWT_SECRET = "bench-secret-that-is-at-least-32-bytes-long";
+
+/** An HS256 token for every channel, valid for an hour. */
+async function benchToken(): Promise<string> {
+  const key = await hmacSigningKey(BENCH_JWT_SECRET, "HS256");
+  const now = Math.floor(Date.now() / 1000);
+  return signToken({ sub: "bench", iat: now, exp: now + 3600, channels: ["*"] }, key, "HS256");
+}
+
 /** Runs one scenario once against one server. */
 export async function runOnce(
   scenario: Scenario,
@@ -166,8 +185,13 @@ export async function runOnce(
     ? ["--cpu-prof", `--cpu-prof-dir=${ARTIFACTS}/prof`, `--cpu-prof-name=${tag}.cpuprofile`]
     : [];
   if (options.v8Flags) denoFlags.push(`--v8-flags=${options.v8Flags}`); // both Deno servers alike
+  if (scenario.jwt && kind !== "ours") {
+    result.skipped = "no token verification in this server";
+    return result;
+  }
+  const jwtFlags = scenario.jwt ? ["--jwt-secret", BENCH_JWT_SECRET] : [];
   const server = spawnPinned({
-    argv: serverArgv(kind, wsPort, httpPort, denoFlags, options.bunPath),
+    argv: serverArgv(kind, wsPort, httpPort, denoFlags, options.bunPath, jwtFlags),
     core: SERVER_CORE,
     stderrFile: `${ARTIFACTS}/${tag}.server.log`,
   }, taskset);
@@ -185,6 +209,12 @@ export async function runOnce(
       wsPort,
       httpPort,
       channel: `bench-${scenario.name}-${rep}`,
+      // One token for every client: verifying it is the same work whoever presents it.
+      ...(scenario.jwt
+        ? {
+          path: `/?channels=bench-${scenario.name}-${rep}&demo=false&token=${await benchToken()}`,
+        }
+        : {}),
       clients: scenario.clients,
       slow: scenario.slow,
       messages: scenario.messages,

@@ -22,6 +22,11 @@ export interface Scenario {
   clients: number;
   /** Clients that stop reading (slow consumers). */
   slow: number;
+  /**
+   * Ours only: the server verifies an HS256 token (`--jwt-secret`) at every handshake, and the
+   * clients present one (`?token=`); the reference servers have no such check and are skipped.
+   */
+  jwt?: boolean;
   /** Messages published. */
   messages: number;
   /** Body size in bytes. */
@@ -59,6 +64,19 @@ export function fullScenarios(): Scenario[] {
   const t = FANOUT_SECONDS;
   return [
     sc("idle", "10,000 idle connections", "idle", 10_000, 0, 0, 0, 1),
+    {
+      ...sc(
+        "idle-jwt",
+        "10,000 idle connections, each with an HS256 token",
+        "idle",
+        10_000,
+        0,
+        0,
+        0,
+        1,
+      ),
+      jwt: true,
+    },
     paced(1000, 1000),
     timed("fanout-1k-1", 1000, 64, 1, t, 5000),
     timed("fanout-1k-16", 1000, 64, 16, t, 20_000),
@@ -73,6 +91,19 @@ export function fullScenarios(): Scenario[] {
 export function quickScenarios(): Scenario[] {
   return [
     sc("idle", "1,000 idle connections", "idle", 1000, 0, 0, 0, 1),
+    {
+      ...sc(
+        "idle-jwt",
+        "1,000 idle connections, each with an HS256 token",
+        "idle",
+        1000,
+        0,
+        0,
+        0,
+        1,
+      ),
+      jwt: true,
+    },
     paced(200, 100),
     timed("fanout-1k-1", 200, 64, 1, 1, 1000),
     timed("fanout-1k-16", 200, 64, 16, 1, 4000),

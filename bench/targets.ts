@@ -106,6 +106,17 @@ export function evaluateTargets(
     }, "idle");
   }
   ratio("idle", "handshakesPerSec", "builtin", 1.5, "idle: handshakes/s ≥ 1.5× built-in");
+  if (names.has("idle-jwt") && names.has("idle")) {
+    // Issue 14: verifying an HS256 token at every handshake must not halve the handshake rate.
+    const withToken = med("idle-jwt", "ours", "handshakesPerSec");
+    const without = med("idle", "ours", "handshakesPerSec");
+    const r = withToken / without;
+    push({
+      target: "idle-jwt: handshakes/s with HS256 verification ≥ half of idle's (ours)",
+      measured: `${fmt(withToken, 0)} vs ${fmt(without, 0)} = ${fmt(r, 2)}×`,
+      verdict: judge("idle-jwt", null, Number.isFinite(r), r >= 0.5),
+    }, "idle-jwt");
+  }
   const lossy = scenarios.filter((s) =>
     measured(s.name, "ours") && brokenRuns(results, s.name, "ours") > 0
   );
