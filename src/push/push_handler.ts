@@ -57,7 +57,7 @@ export interface PushHandlerOptions {
   anonymous?: boolean;
   /** With `auth`: the channels every client may join. */
   publicChannels?: ChannelPatterns;
-  /** Where every connection is registered under its user (`anon:<client id>` without a token). */
+  /** With `auth`: where every connection is registered under its user (`anon:<id>` without a token). */
   sessions?: Sessions<Peer>;
 }
 
@@ -70,7 +70,7 @@ function sendError(c: Peer, error: string): void {
 
 /** Creates the handler of the push endpoint. */
 export function createPushHandler(options: PushHandlerOptions): PeerHandler {
-  const { hub, logger, maxClientRate, sessions } = options;
+  const { hub, logger, maxClientRate } = options;
   const clientAuth = options.auth
     ? new ClientAuth({
       auth: options.auth,
@@ -81,6 +81,9 @@ export function createPushHandler(options: PushHandlerOptions): PeerHandler {
       metrics: options.metrics,
     })
     : null;
+  // Users exist only when tokens are verified; without a key nobody is anyone, and an entry per
+  // anonymous connection would be memory on every idle client for nothing.
+  const sessions = clientAuth ? options.sessions : undefined;
 
   function subscribe(c: Peer, channel: string, since: Position | undefined): void {
     if (!isValidChannelName(channel)) {

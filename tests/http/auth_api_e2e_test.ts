@@ -1,10 +1,6 @@
 /**
- * The API side of issue 14 end to end, through a server started with `--jwt-secret`.
- *
- * FOR THE INTEGRATOR: this file needs the branch i14-jwt merged (the `--jwt-secret` option, the
- * Authenticator built in src/app.ts and passed to `startHttpServer` as `authenticator`, and the
- * push handler registering each connection of `/` in `app.sessions` under its token's `sub`).
- * Before that merge it fails at `parseConfig` ("unknown option --jwt-secret").
+ * The API side of issue 14 end to end, through a server started with `--jwt-secret`: publish
+ * tokens, and `/disconnect` reaching the connections registered under their token's `sub`.
  */
 import { assertEquals } from "@std/assert";
 import { startTestServer } from "../support/server.ts";
