@@ -109,6 +109,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       tls,
       demo: config.demo,
       hub,
+      view: hub instanceof Hub ? hub : undefined,
       publishToken: config.publishToken,
       authenticator: clientAuth.auth ?? undefined,
       sessions,

@@ -13,6 +13,7 @@ import { type HostPolicy, hostPolicy, isHostAllowed } from "../protocol/handshak
 import type { Authenticator } from "../push/auth.ts";
 import type { Sessions } from "../push/sessions.ts";
 import { createDisconnectHandler } from "./management_api.ts";
+import { type ChannelsView, createChannelsApi } from "./channels_api.ts";
 import { createPublishHandler } from "./publish_api.ts";
 import { loadStaticFiles } from "./static_files.ts";
 
@@ -32,6 +33,8 @@ export interface HttpServerOptions {
   demo: boolean;
   /** The channel engine the publish API publishes to. */
   hub: ChannelHub;
+  /** What `GET /channels` and `GET /history` read (the hub); absent, they answer 404. */
+  view?: ChannelsView;
   /** Bearer token for the publish API; empty = loopback only. */
   publishToken: string;
   /** Verifies JWTs: a token's `publish` claim lets it publish to those channels. */
@@ -114,6 +117,8 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     logger,
     metrics: options.metrics,
   });
+  const management = options.view &&
+    createChannelsApi({ view: options.view, token: options.publishToken, logger });
   const hosts = options.allowedHosts ?? hostPolicy(options.hostname);
   let draining = false;
   let boundPort = 0; // known once listening, before the first request
@@ -136,6 +141,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     if (url.pathname === "/disconnect" && disconnect) {
       return disconnect(request, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
+    if (url.pathname === "/channels" && management) {
+      return management.channels(request, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
+    if (url.pathname === "/history" && management) {
+      return management.history(request, (info.remoteAddr as Deno.NetAddr).hostname);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return json({ error: `Method ${request.method} is not allowed here.` }, 405);
