@@ -7,11 +7,11 @@ import { startTestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { publishOk } from "../support/push_api.ts";
 
-// deno-lint-ignore no-explicit-any
 async function get(
   url: string,
   headers: Record<string, string> = {},
   method = "GET",
+  // deno-lint-ignore no-explicit-any
 ): Promise<{ status: number; body: any }> {
   const response = await fetch(url, { method, headers });
   return { status: response.status, body: await response.json() };
