@@ -78,7 +78,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       onControl: (m) =>
         "disconnect" in m
           ? disconnectUser(sessions, m.disconnect, metrics)
-          : unsubscribeUser(sessions, hub, m.unsubscribe, m.channel),
+          : unsubscribeUser(sessions, hub, m.unsubscribe, m.channel, metrics),
     });
     broadcastDisconnect = (user) => broker.broadcastControl({ disconnect: user });
     broadcastUnsubscribe = (user, channel) =>
@@ -122,7 +122,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       sessions,
       broadcastDisconnect,
       unsubscribeUser: (user: string, channel: string) =>
-        unsubscribeUser(sessions, hub, user, channel),
+        unsubscribeUser(sessions, hub, user, channel, metrics),
       broadcastUnsubscribe,
       maxMessageBytes: config.maxMessageBytes,
       logger,

@@ -8,6 +8,7 @@
  * @module
  */
 import type { Logger } from "../log.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Broker, ChannelState, HistoryEntry } from "../push/broker.ts";
 import { isValidChannelName, parsePosition } from "../push/channel_hub.ts";
 import { gapIn, precheck, reasons } from "../push/recovery.ts";
@@ -34,6 +35,8 @@ export interface ChannelsApiOptions {
   token: string;
   /** Where refusals are logged. */
   logger: Logger;
+  /** Where refusals are counted (`push_management_rejected_total`). */
+  metrics?: Metrics;
 }
 
 const decoder = new TextDecoder();
@@ -89,6 +92,7 @@ export function createChannelsApi(options: ChannelsApiOptions) {
         return jsonResponse(body, 200);
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
+        options.metrics?.managementRejected.inc(err.status);
         logger.warn("management.rejected", {
           peer,
           path: url.pathname,

@@ -122,12 +122,18 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     metrics: options.metrics,
   });
   const management = options.view &&
-    createChannelsApi({ view: options.view, token: options.publishToken, logger });
+    createChannelsApi({
+      view: options.view,
+      token: options.publishToken,
+      logger,
+      metrics: options.metrics,
+    });
   const unsubscribe = options.unsubscribeUser && createUnsubscribeHandler({
     unsubscribe: options.unsubscribeUser,
     token: options.publishToken,
     broadcast: options.broadcastUnsubscribe,
     logger,
+    metrics: options.metrics,
   });
   const hosts = options.allowedHosts ?? hostPolicy(options.hostname);
   let draining = false;

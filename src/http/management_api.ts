@@ -130,6 +130,7 @@ export function unsubscribeUser<P extends Subscriber & SessionPeer>(
   hub: Pick<ChannelHub, "unsubscribe">,
   user: string,
   channel: string,
+  metrics?: Metrics,
 ): number {
   let left = 0;
   for (const peer of sessions.of(user)) {
@@ -137,6 +138,7 @@ export function unsubscribeUser<P extends Subscriber & SessionPeer>(
     peer.sendText(unsubscribedNotice(channel));
     left++;
   }
+  if (metrics) metrics.userUnsubscribes += left;
   return left;
 }
 
@@ -150,6 +152,8 @@ export interface UnsubscribeOptions {
   broadcast?: (user: string, channel: string) => Promise<number>;
   /** Where events are logged. */
   logger: Logger;
+  /** Where refusals are counted (`push_management_rejected_total`). */
+  metrics?: Metrics;
 }
 
 /** Creates the handler of `POST /unsubscribe?user=U&channel=C`. */
@@ -198,6 +202,7 @@ export function createUnsubscribeHandler(options: UnsubscribeOptions) {
       );
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
+      options.metrics?.managementRejected.inc(err.status);
       logger.warn("unsubscribe.rejected", {
         peer,
         user: user.slice(0, 80),

@@ -96,6 +96,7 @@ Deno.test("management reads take the API key like POST /disconnect", async () =>
       200,
     );
   }
+  assertEquals(server.metrics.managementRejected.get(401), 4);
   await using open = await startTestServer();
   // Without a key, a browser (Origin) is refused even from loopback.
   const browser = await get(`${open.httpUrl}/channels`, { origin: "http://evil.example" });

@@ -64,6 +64,7 @@ Deno.test("POST /unsubscribe takes every connection of the user out of the chann
     // The next publication alice gets is sports': news' was not sent to her.
     assertEquals(JSON.parse(await ws.nextMatching(/"data"/)).channel, "sports");
   }
+  assertEquals(server.metrics.userUnsubscribes, 2);
   // Refusals.
   assertEquals((await unsubscribe(server, "user=bob&channel=news")).status, 401);
   assertEquals((await unsubscribe(server, "user=bob&channel=news", KEY, "GET")).status, 405);
@@ -73,6 +74,8 @@ Deno.test("POST /unsubscribe takes every connection of the user out of the chann
   const badChannel = await unsubscribe(server, "user=bob&channel=a:b", KEY);
   assertEquals(badChannel.status, 400);
   assertStringIncludes(badChannel.body.error, "?channel=");
+  assertEquals(server.metrics.managementRejected.get(400), 2);
+  assertStringIncludes(server.metrics.render(), 'push_management_rejected_total{status="401"} 1');
 });
 
 Deno.test("Redis: POST /unsubscribe on instance A takes the user out of the channel on A and B", async () => {
@@ -102,4 +105,5 @@ Deno.test("Redis: POST /unsubscribe on instance A takes the user out of the chan
   assertEquals(JSON.parse(got).channel, "news");
   const next = await withDeadline(onB.nextMatching(/"data"/), 10_000, "alice's message");
   assertEquals(JSON.parse(next).channel, "sports", "alice on B left news");
+  assertEquals([a.metrics.userUnsubscribes, b.metrics.userUnsubscribes], [1, 1]);
 });
