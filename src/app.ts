@@ -19,7 +19,7 @@ import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
 import { Sessions } from "./push/sessions.ts";
-import { disconnectUser } from "./http/management_api.ts";
+import { disconnectUser, unsubscribeUser } from "./http/management_api.ts";
 import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
 import type { Peer } from "./net/peer.ts";
 import type { Authenticator } from "./push/auth.ts";
@@ -65,6 +65,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     ? { cert: await Deno.readTextFile(config.tlsCert), key: await Deno.readTextFile(config.tlsKey) }
     : undefined;
   let broadcastDisconnect: ((user: string) => Promise<number>) | undefined;
+  let broadcastUnsubscribe: ((user: string, channel: string) => Promise<number>) | undefined;
   let hub: ChannelHub;
   if (config.redis) {
     const broker = new RedisBroker({
@@ -73,9 +74,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       historyTtl: config.historyTtl,
       logger,
       // POST /disconnect on another instance: close this one's connections of the user.
-      onControl: (m) => disconnectUser(sessions, m.disconnect, metrics),
+      // POST /unsubscribe there: take this one's connections of the user out of the channel.
+      onControl: (m) =>
+        "disconnect" in m
+          ? disconnectUser(sessions, m.disconnect, metrics)
+          : unsubscribeUser(sessions, hub, m.unsubscribe, m.channel, metrics),
     });
     broadcastDisconnect = (user) => broker.broadcastControl({ disconnect: user });
+    broadcastUnsubscribe = (user, channel) =>
+      broker.broadcastControl({ unsubscribe: user, channel });
     hub = new Hub(broker, logger);
     // Not awaited: with Redis down the server still starts, serves its clients and reports
     // "degraded"; the broker connects (and reconnects) by itself.
@@ -109,10 +116,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       tls,
       demo: config.demo,
       hub,
+      view: hub instanceof Hub ? hub : undefined,
       publishToken: config.publishToken,
       authenticator: clientAuth.auth ?? undefined,
       sessions,
       broadcastDisconnect,
+      unsubscribeUser: (user: string, channel: string) =>
+        unsubscribeUser(sessions, hub, user, channel, metrics),
+      broadcastUnsubscribe,
       maxMessageBytes: config.maxMessageBytes,
       logger,
       metrics,

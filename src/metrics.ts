@@ -67,6 +67,10 @@ export class Metrics {
   readonly disconnectsRejected: LabeledCounter = new LabeledCounter();
   /** Connections closed with 4003 by `POST /disconnect` (here or relayed from another instance). */
   userDisconnects = 0;
+  /** `GET /channels`, `GET /history` and `POST /unsubscribe` requests refused, by HTTP status. */
+  readonly managementRejected: LabeledCounter = new LabeledCounter();
+  /** Connections taken out of a channel by `POST /unsubscribe` (here or relayed). */
+  userUnsubscribes = 0;
   /** HTTP requests refused before routing (421: a Host that is not a name of the server). */
   readonly httpRejected: LabeledCounter = new LabeledCounter();
   /** Clients dropped because their queue overflowed. */
@@ -177,6 +181,18 @@ export class Metrics {
       "counter",
       "Connections closed with 4003 by POST /disconnect (on any instance, closed here).",
       single(this.userDisconnects),
+    );
+    metric(
+      "push_management_rejected_total",
+      "counter",
+      "GET /channels, GET /history and POST /unsubscribe requests refused, by HTTP status.",
+      labeled("status", this.managementRejected),
+    );
+    metric(
+      "push_user_unsubscribes_total",
+      "counter",
+      "Connections taken out of a channel by POST /unsubscribe (on any instance, done here).",
+      single(this.userUnsubscribes),
     );
     metric(
       "push_http_rejected_total",

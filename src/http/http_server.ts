@@ -12,7 +12,8 @@ import type { ChannelHub } from "../push/channel_hub.ts";
 import { type HostPolicy, hostPolicy, isHostAllowed } from "../protocol/handshake.ts";
 import type { Authenticator } from "../push/auth.ts";
 import type { Sessions } from "../push/sessions.ts";
-import { createDisconnectHandler } from "./management_api.ts";
+import { createDisconnectHandler, createUnsubscribeHandler } from "./management_api.ts";
+import { type ChannelsView, createChannelsApi } from "./channels_api.ts";
 import { createPublishHandler } from "./publish_api.ts";
 import { loadStaticFiles } from "./static_files.ts";
 
@@ -32,6 +33,8 @@ export interface HttpServerOptions {
   demo: boolean;
   /** The channel engine the publish API publishes to. */
   hub: ChannelHub;
+  /** What `GET /channels` and `GET /history` read (the hub); absent, they answer 404. */
+  view?: ChannelsView;
   /** Bearer token for the publish API; empty = loopback only. */
   publishToken: string;
   /** Verifies JWTs: a token's `publish` claim lets it publish to those channels. */
@@ -40,6 +43,10 @@ export interface HttpServerOptions {
   sessions?: Pick<Sessions, "disconnect">;
   /** Tells the other instances to disconnect a user (Redis mode); resolves with how many heard. */
   broadcastDisconnect?: (user: string) => Promise<number>;
+  /** `POST /unsubscribe`: takes a user's local connections out of a channel; absent, 404. */
+  unsubscribeUser?: (user: string, channel: string) => number;
+  /** Asks every other instance to unsubscribe the user too (Redis mode). */
+  broadcastUnsubscribe?: (user: string, channel: string) => Promise<number>;
   /** Largest publish body. */
   maxMessageBytes: number;
   /** Where events are logged. */
@@ -114,6 +121,20 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     logger,
     metrics: options.metrics,
   });
+  const management = options.view &&
+    createChannelsApi({
+      view: options.view,
+      token: options.publishToken,
+      logger,
+      metrics: options.metrics,
+    });
+  const unsubscribe = options.unsubscribeUser && createUnsubscribeHandler({
+    unsubscribe: options.unsubscribeUser,
+    token: options.publishToken,
+    broadcast: options.broadcastUnsubscribe,
+    logger,
+    metrics: options.metrics,
+  });
   const hosts = options.allowedHosts ?? hostPolicy(options.hostname);
   let draining = false;
   let boundPort = 0; // known once listening, before the first request
@@ -136,6 +157,15 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     if (url.pathname === "/disconnect" && disconnect) {
       return disconnect(request, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
+    if (url.pathname === "/unsubscribe" && unsubscribe) {
+      return unsubscribe(request, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
+    if (url.pathname === "/channels" && management) {
+      return management.channels(request, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
+    if (url.pathname === "/history" && management) {
+      return management.history(request, (info.remoteAddr as Deno.NetAddr).hostname);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return json({ error: `Method ${request.method} is not allowed here.` }, 405);

@@ -14,7 +14,9 @@
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { HubUnavailableError } from "../push/broker.ts";
-import type { Sessions } from "../push/sessions.ts";
+import type { SessionPeer, Sessions } from "../push/sessions.ts";
+import type { Subscriber } from "../push/subscriptions.ts";
+import { type ChannelHub, isValidChannelName } from "../push/channel_hub.ts";
 import { ApiError, ApiKey, bearerToken, jsonResponse } from "./api_key.ts";
 
 /** The close code of a connection closed by `POST /disconnect` (private use, RFC 6455 §7.4.2). */
@@ -103,6 +105,105 @@ export function createDisconnectHandler(options: DisconnectOptions) {
       if (!(err instanceof ApiError)) throw err;
       metrics.disconnectsRejected.inc(err.status);
       logger.warn("disconnect.rejected", {
+        peer,
+        user: user.slice(0, 80),
+        status: err.status,
+        reason: err.message,
+      });
+      return jsonResponse({ error: err.message, ...err.fields }, err.status, err.headers);
+    }
+  };
+}
+
+/** The notice a connection gets when `POST /unsubscribe` takes it out of a channel. */
+export function unsubscribedNotice(channel: string): string {
+  return JSON.stringify({ notice: "unsubscribed", channel, reason: "unsubscribed by server" });
+}
+
+/**
+ * Takes every local connection of `user` out of `channel`, each told with the `unsubscribed`
+ * notice; returns how many were in it. The endpoint calls it, and so does the Redis control
+ * channel for requests made on another instance.
+ */
+export function unsubscribeUser<P extends Subscriber & SessionPeer>(
+  sessions: Pick<Sessions<P>, "of">,
+  hub: Pick<ChannelHub, "unsubscribe">,
+  user: string,
+  channel: string,
+  metrics?: Metrics,
+): number {
+  let left = 0;
+  for (const peer of sessions.of(user)) {
+    if (!hub.unsubscribe(peer, channel)) continue;
+    peer.sendText(unsubscribedNotice(channel));
+    left++;
+  }
+  if (metrics) metrics.userUnsubscribes += left;
+  return left;
+}
+
+/** Options of {@linkcode createUnsubscribeHandler}. */
+export interface UnsubscribeOptions {
+  /** Takes the user's local connections out of the channel; returns how many left. */
+  unsubscribe: (user: string, channel: string) => number;
+  /** The API key; empty means loopback peers that are not browsers only. */
+  token: string;
+  /** Asks every other instance to do the same (Redis mode); resolves with instances reached. */
+  broadcast?: (user: string, channel: string) => Promise<number>;
+  /** Where events are logged. */
+  logger: Logger;
+  /** Where refusals are counted (`push_management_rejected_total`). */
+  metrics?: Metrics;
+}
+
+/** Creates the handler of `POST /unsubscribe?user=U&channel=C`. */
+export function createUnsubscribeHandler(options: UnsubscribeOptions) {
+  const key = new ApiKey(options.token, "unsubscribe");
+  const { logger } = options;
+
+  return async (request: Request, peer: string): Promise<Response> => {
+    const params = new URL(request.url).searchParams;
+    const user = params.get("user") ?? "";
+    const channel = params.get("channel") ?? "";
+    await request.body?.cancel().catch(() => {});
+    try {
+      if (request.method !== "POST") {
+        throw new ApiError(405, "Use POST to unsubscribe a user.", { allow: "POST" });
+      }
+      if (!await key.matches(bearerToken(request))) {
+        key.refuseWithoutCredential(request, peer, "unsubscribe users");
+      }
+      if (user === "" || user.length > MAX_USER_CHARS) {
+        throw new ApiError(400, `Missing or too long ?user=: the user id (sub), 1-256 characters.`);
+      }
+      if (!isValidChannelName(channel)) {
+        throw new ApiError(400, "Invalid or missing ?channel=: use 1-64 of A-Z a-z 0-9 _ - .");
+      }
+      const unsubscribed = options.unsubscribe(user, channel);
+      let instances: number | undefined;
+      if (options.broadcast) {
+        try {
+          instances = await options.broadcast(user, channel);
+        } catch (err) {
+          if (!(err instanceof HubUnavailableError)) throw err;
+          throw new ApiError(
+            503,
+            "Redis is unavailable: only this instance's connections of the user left. " +
+              "Retry shortly.",
+            { "retry-after": "1" },
+            { unsubscribed },
+          );
+        }
+      }
+      logger.info("user.unsubscribed", { user: user.slice(0, 80), channel, unsubscribed });
+      return jsonResponse(
+        instances === undefined ? { unsubscribed } : { unsubscribed, instances },
+        200,
+      );
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      options.metrics?.managementRejected.inc(err.status);
+      logger.warn("unsubscribe.rejected", {
         peer,
         user: user.slice(0, 80),
         status: err.status,

@@ -23,6 +23,9 @@ import { ApiError, ApiKey, bearerToken, jsonResponse } from "./api_key.ts";
 
 export { isBrowserRequest, isLoopback } from "./api_key.ts";
 
+/** The most channels one `POST /publish` may name (each is a publish: bounded work). */
+export const MAX_CHANNELS_PER_PUBLISH = 100;
+
 /** Options of {@linkcode createPublishHandler}. */
 export interface PublishOptions {
   /** The channel engine. */
@@ -134,8 +137,34 @@ export function createPublishHandler(options: PublishOptions) {
     return null;
   }
 
+  /** Publishes `publication` to each channel at once; one answer (or error) per channel. */
+  async function publishAll(
+    channels: string[],
+    publication: Publication,
+  ): Promise<{ results: Record<string, unknown>[]; failed: boolean }> {
+    const settled = await Promise.allSettled(
+      channels.map((channel) => options.hub.publish(channel, publication)),
+    );
+    let failed = false;
+    const results = settled.map((outcome, i) => {
+      const channel = channels[i];
+      if (outcome.status === "fulfilled") {
+        const { epoch, id, delivered } = outcome.value;
+        options.metrics.publishes++;
+        return { channel, epoch, id, delivered };
+      }
+      if (!(outcome.reason instanceof HubUnavailableError)) throw outcome.reason;
+      failed = true;
+      options.metrics.publishesRejected.inc(503);
+      return { channel, error: outcome.reason.message, status: 503 };
+    });
+    return { results, failed };
+  }
+
   return async (request: Request, peer: string): Promise<Response> => {
-    const channel = new URL(request.url).searchParams.get("channel") ?? "";
+    const listed = new URL(request.url).searchParams.getAll("channel");
+    if (listed.length > 1) return await publishMany(request, peer, listed);
+    const channel = listed[0] ?? "";
     try {
       if (request.method !== "POST") {
         throw new ApiError(405, "Use POST to publish.", { allow: "POST" });
@@ -182,4 +211,65 @@ export function createPublishHandler(options: PublishOptions) {
       return jsonResponse({ error: err.message, ...err.fields }, err.status, err.headers);
     }
   };
+
+  /**
+   * `?channel=a&channel=b…`: one body to several channels. Everything is checked before
+   * anything is published (a refused channel publishes nothing); the answer is the array of
+   * single-channel answers in the order given, 200 when all were published, 503 when Redis
+   * refused some (their entries carry `error` and `status`, so only those are retried).
+   */
+  async function publishMany(request: Request, peer: string, channels: string[]) {
+    try {
+      if (request.method !== "POST") {
+        throw new ApiError(405, "Use POST to publish.", { allow: "POST" });
+      }
+      const identity = await authenticate(request, peer);
+      if (channels.length > MAX_CHANNELS_PER_PUBLISH) {
+        throw new ApiError(
+          400,
+          `Too many ?channel=: at most ${MAX_CHANNELS_PER_PUBLISH} per request.`,
+        );
+      }
+      const seen = new Set<string>();
+      for (const channel of channels) {
+        if (!isValidChannelName(channel)) {
+          throw new ApiError(
+            400,
+            `Invalid ?channel=${channel.slice(0, 80)}: use 1-64 of A-Z a-z 0-9 _ - .`,
+          );
+        }
+        if (seen.has(channel)) throw new ApiError(400, `?channel=${channel} is listed twice.`);
+        seen.add(channel);
+      }
+      const refused = identity && channels.find((c) => !identity.publish.matches(c));
+      if (refused) {
+        throw new ApiError(403, `This token may not publish to ${refused}.`, {}, {
+          channel: refused,
+        });
+      }
+      const body = await readBody(request, options.maxMessageBytes);
+      const publication = toPublication(request.headers.get("content-type") ?? "", body);
+      await options.backlog?.wait();
+      const { results, failed } = await publishAll(channels, publication);
+      options.logger.debug("publish", {
+        channels: channels.length,
+        bytes: body.length,
+        user: identity?.user,
+        failed,
+      });
+      return jsonResponse(results, failed ? 503 : 200, failed ? { "retry-after": "1" } : {});
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      options.metrics.publishesRejected.inc(err.status);
+      options.logger.warn("publish.rejected", {
+        peer,
+        channel: channels[0].slice(0, 80),
+        channels: channels.length,
+        status: err.status,
+        reason: err.message,
+      });
+      await request.body?.cancel().catch(() => {});
+      return jsonResponse({ error: err.message, ...err.fields }, err.status, err.headers);
+    }
+  }
 }

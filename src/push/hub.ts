@@ -49,6 +49,14 @@ export class Hub<B extends Broker = Broker> implements ChannelHub {
     });
   }
 
+  /** Every channel with local subscribers and how many it has (the management API's list). */
+  channels(): { channel: string; subscribers: number }[] {
+    return [...this.#local.channels()].map((channel) => ({
+      channel,
+      subscribers: this.#local.count(channel),
+    }));
+  }
+
   /** Publishes `data` on `channel` (see {@linkcode Broker.publish}). */
   publish(channel: string, data: Publication): ReturnType<B["publish"]> {
     // The broker's own answer type: a memory hub's publish is synchronous.

@@ -58,10 +58,11 @@ export interface RedisBrokerOptions {
 }
 
 /** An instruction for every server instance, sent with {@linkcode RedisBroker.broadcastControl}. */
-export interface ControlMessage {
+export type ControlMessage =
   /** Close every local connection of this user (a token's `sub`) with 4003. */
-  disconnect: string;
-}
+  | { disconnect: string }
+  /** Take every local connection of this user (`unsubscribe`) out of `channel`. */
+  | { unsubscribe: string; channel: string };
 
 /**
  * KEYS: seq, history stream, epoch, id floor. ARGV: the envelope before the epoch, between
@@ -345,11 +346,18 @@ export class RedisBroker implements Broker {
     } catch {
       message = null;
     }
-    if (typeof message?.disconnect !== "string" || typeof message.from !== "string") {
+    const control: ControlMessage | null = typeof message?.from !== "string"
+      ? null
+      : typeof message.disconnect === "string"
+      ? { disconnect: message.disconnect }
+      : typeof message.unsubscribe === "string" && typeof message.channel === "string"
+      ? { unsubscribe: message.unsubscribe, channel: message.channel }
+      : null;
+    if (control === null) {
       this.#options.logger.warn("redis.control_invalid", { bytes: payload.length });
       return;
     }
     if (message.from === this.#instance) return;
-    this.#options.onControl?.({ disconnect: message.disconnect });
+    this.#options.onControl?.(control);
   }
 }

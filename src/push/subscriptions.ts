@@ -222,6 +222,13 @@ export class LocalSubscriptions {
     return this.#channels.keys();
   }
 
+  /** How many local subscribers `channel` has (joining, catching up or live). */
+  count(channel: string): number {
+    const local = this.#channels.get(channel);
+    // A subscriber is either in the group or has a state of its own, never both.
+    return local ? local.group.size + local.states.size : 0;
+  }
+
   /**
    * The subscribers of `channel` that are joining or catching up (their `pending` is set),
    * with their progress.

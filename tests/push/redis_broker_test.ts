@@ -209,7 +209,7 @@ Deno.test("Redis: broadcastControl reaches every other broker's onControl, never
       historySize: 0,
       logger,
       onControl: (m) => {
-        heard[name].push(m.disconnect);
+        heard[name].push("disconnect" in m ? m.disconnect : `${m.unsubscribe}/${m.channel}`);
         arrived();
       },
     })
