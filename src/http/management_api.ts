@@ -81,21 +81,10 @@ export function createDisconnectHandler(options: DisconnectOptions) {
       }
       // Local connections first, synchronously: the answer counts them whatever Redis does.
       disconnected = disconnectUser(options.sessions, user, metrics);
-      let instances: number | undefined;
-      if (options.broadcast) {
-        try {
-          instances = await options.broadcast(user);
-        } catch (err) {
-          if (!(err instanceof HubUnavailableError)) throw err;
-          throw new ApiError(
-            503,
-            "Redis is unavailable: only this instance's connections of the user were closed. " +
-              "Retry shortly.",
-            { "retry-after": "1" },
-            { disconnected },
-          );
-        }
-      }
+      const broadcast = options.broadcast;
+      const instances = broadcast
+        ? await tellOthers(() => broadcast(user), { disconnected }, "were closed")
+        : undefined;
       logger.info("user.disconnected", { user: user.slice(0, 80), disconnected, instances });
       return jsonResponse(
         instances === undefined ? { disconnected } : { disconnected, instances },
@@ -180,21 +169,10 @@ export function createUnsubscribeHandler(options: UnsubscribeOptions) {
         throw new ApiError(400, "Invalid or missing ?channel=: use 1-64 of A-Z a-z 0-9 _ - .");
       }
       const unsubscribed = options.unsubscribe(user, channel);
-      let instances: number | undefined;
-      if (options.broadcast) {
-        try {
-          instances = await options.broadcast(user, channel);
-        } catch (err) {
-          if (!(err instanceof HubUnavailableError)) throw err;
-          throw new ApiError(
-            503,
-            "Redis is unavailable: only this instance's connections of the user left. " +
-              "Retry shortly.",
-            { "retry-after": "1" },
-            { unsubscribed },
-          );
-        }
-      }
+      const broadcast = options.broadcast;
+      const instances = broadcast
+        ? await tellOthers(() => broadcast(user, channel), { unsubscribed }, "left")
+        : undefined;
       logger.info("user.unsubscribed", { user: user.slice(0, 80), channel, unsubscribed });
       return jsonResponse(
         instances === undefined ? { unsubscribed } : { unsubscribed, instances },
@@ -212,4 +190,26 @@ export function createUnsubscribeHandler(options: UnsubscribeOptions) {
       return jsonResponse({ error: err.message, ...err.fields }, err.status, err.headers);
     }
   };
+}
+
+/**
+ * Hands a request to the other instances through Redis and resolves with how many got it; when
+ * Redis is down, a 503 that still reports what this instance did (`local`), so a retry is safe.
+ */
+async function tellOthers(
+  send: () => Promise<number>,
+  local: Record<string, number>,
+  what: string,
+): Promise<number> {
+  try {
+    return await send();
+  } catch (err) {
+    if (!(err instanceof HubUnavailableError)) throw err;
+    throw new ApiError(
+      503,
+      `Redis is unavailable: only this instance's connections of the user ${what}. Retry shortly.`,
+      { "retry-after": "1" },
+      local,
+    );
+  }
 }
