@@ -9,6 +9,7 @@ import { TestSocket } from "../support/ws_client.ts";
 import { RawClient, upgradeRequest } from "../support/raw_client.ts";
 import { SseClient, type SseEvent } from "../support/sse_client.ts";
 import { publishOk } from "../support/push_api.ts";
+import { pollUntil } from "../support/async.ts";
 import { claims, hsToken, SECRET } from "../support/jwt.ts";
 
 const isData = (e: SseEvent) => e.data !== undefined && e.event === undefined;
@@ -44,10 +45,12 @@ Deno.test("/events: a reconnect with Last-Event-ID resumes every channel with no
   const seen: Record<string, number[]> = { a: [], b: [] };
   const first = await SseClient.open(url);
   await first.nextWhere((e) => e.event === "notice" && e.data!.includes('"channel":"b"'));
+  let published = 0;
   const publishing = (async () => {
     for (let i = 1; i <= N; i++) {
       await publishOk(server, "a", `a${i}`);
       await publishOk(server, "b", `b${i}`);
+      published = i;
     }
   })();
   let lastId = "";
@@ -58,6 +61,9 @@ Deno.test("/events: a reconnect with Last-Event-ID resumes every channel with no
     lastId = e.id!;
   }
   await first[Symbol.asyncDispose]();
+  // Publications go on while the client is away: without the resume they would be a gap.
+  const cutAt = Math.max(seen.a.at(-1)!, seen.b.at(-1)!);
+  await pollUntil(() => published >= cutAt + 5, 5000, "publications while away");
   await using second = await SseClient.open(url, { "last-event-id": lastId });
   while (seen.a.at(-1) !== N || seen.b.at(-1) !== N) {
     const e = await second.nextWhere((e) => isData(e) || e.data?.includes('"lost"') === true);
