@@ -8,6 +8,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startHttpServer } from "./http/http_server.ts";
+import { SseEndpoint } from "./http/sse.ts";
 import { bindWebSocket, WebSocketServer } from "./net/listener.ts";
 import { headBuffers, readBuffers } from "./net/read_buffers.ts";
 import { echoHandler } from "./push/echo_handler.ts";
@@ -103,6 +104,20 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   const allowedHosts = hostPolicy(config.hostname, publicHosts);
   warnAboutExposure(config, logger);
   // Both ports are bound before either server is built, so each knows both addresses.
+  // Server-Sent Events: the same token, channel and client rules as the WebSocket's `/`.
+  const sse = new SseEndpoint({
+    hub,
+    auth: clientAuth.auth ?? undefined,
+    anonymous: clientAuth.anonymous,
+    publicChannels: clientAuth.publicChannels,
+    maxClients: config.maxClients,
+    otherClients: () => ws?.clients.size ?? 0,
+    maxQueueBytes: config.maxQueueBytes,
+    maxSubscriptions: config.maxSubscriptions,
+    pingInterval: config.pingInterval,
+    logger,
+    metrics,
+  });
   const wsListener = bindWebSocket({ hostname: config.hostname, port: config.wsPort, tls });
   const wsAddr = wsListener.addr as Deno.NetAddr;
   let http;
@@ -128,6 +143,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       logger,
       metrics,
       allowedHosts,
+      sse,
     });
   } catch (err) {
     wsListener.close();
@@ -159,12 +175,14 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     },
     logger,
     metrics,
+    otherClients: () => sse.size,
   });
   wsServer.start();
   metrics.setGauges(() => {
     const stats = hub.stats();
     let queuedBytes = 0;
     for (const c of wsServer.clients) queuedBytes += c.queuedBytes;
+    queuedBytes += sse.queuedBytes;
     return {
       connections: wsServer.clients.size,
       channels: stats.channels,

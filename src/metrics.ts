@@ -71,6 +71,10 @@ export class Metrics {
   readonly managementRejected: LabeledCounter = new LabeledCounter();
   /** Connections taken out of a channel by `POST /unsubscribe` (here or relayed). */
   userUnsubscribes = 0;
+  /** `GET /events` streams refused, by HTTP status. */
+  readonly sseRejected: LabeledCounter = new LabeledCounter();
+  /** `GET /events` streams closed because the reader fell behind `--max-queue-bytes`. */
+  sseSlowConsumers = 0;
   /** HTTP requests refused before routing (421: a Host that is not a name of the server). */
   readonly httpRejected: LabeledCounter = new LabeledCounter();
   /** Clients dropped because their queue overflowed. */
@@ -193,6 +197,18 @@ export class Metrics {
       "counter",
       "Connections taken out of a channel by POST /unsubscribe (on any instance, done here).",
       single(this.userUnsubscribes),
+    );
+    metric(
+      "push_sse_rejected_total",
+      "counter",
+      "GET /events streams refused (401, 403, 400, 503), by HTTP status.",
+      labeled("status", this.sseRejected),
+    );
+    metric(
+      "push_sse_slow_consumers_total",
+      "counter",
+      "Server-Sent Events streams closed because more than --max-queue-bytes waited.",
+      single(this.sseSlowConsumers),
     );
     metric(
       "push_http_rejected_total",

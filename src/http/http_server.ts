@@ -1,6 +1,6 @@
 /**
  * The HTTP side (`Deno.serve` on its own port): the client page, `/config.json` (where the page
- * learns the WebSocket URL), the publish API, `POST /disconnect`, `/metrics`, `/healthz` (liveness) and `/readyz`
+ * learns the WebSocket URL), `GET /events` (Server-Sent Events), the publish API, `POST /disconnect`, `/metrics`, `/healthz` (liveness) and `/readyz`
  * (readiness). Every request must name the server in `Host` (421 otherwise).
  *
  * @module
@@ -16,6 +16,7 @@ import { createDisconnectHandler, createUnsubscribeHandler } from "./management_
 import { type ChannelsView, createChannelsApi } from "./channels_api.ts";
 import { createPublishHandler } from "./publish_api.ts";
 import { loadStaticFiles } from "./static_files.ts";
+import type { SseEndpoint } from "./sse.ts";
 
 /** Options of {@linkcode startHttpServer}. */
 export interface HttpServerOptions {
@@ -57,6 +58,8 @@ export interface HttpServerOptions {
   backlog?: Backlog;
   /** The Host names accepted (421 otherwise); default: those of `hostname` alone. */
   allowedHosts?: HostPolicy;
+  /** `GET /events` (Server-Sent Events); absent, 404 there. */
+  sse?: SseEndpoint;
 }
 
 /** The running page server. */
@@ -152,6 +155,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return json({ error: `Host ${host.slice(0, 200)} is not a name of this server.` }, 421);
     }
     const url = new URL(request.url);
+    if (url.pathname === "/events" && options.sse) {
+      return options.sse.handle(request, url, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
     if (url.pathname === "/publish") {
       return publish(request, (info.remoteAddr as Deno.NetAddr).hostname);
     }
@@ -219,7 +225,11 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     drain: () => {
       draining = true;
     },
-    shutdown: () => server.shutdown(),
+    shutdown: () => {
+      // Open event streams never end by themselves, and Deno.serve waits for every response.
+      options.sse?.closeAll();
+      return server.shutdown();
+    },
   };
 }
 

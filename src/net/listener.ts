@@ -83,6 +83,8 @@ export interface WebSocketServerOptions {
   logger: Logger;
   /** Where events are counted. */
   metrics: Metrics;
+  /** Clients of other transports counted in `--max-clients` (Server-Sent Events streams). */
+  otherClients?: () => number;
 }
 
 /**
@@ -277,7 +279,8 @@ export class WebSocketServer {
     const result = validateUpgrade(request, this.#upgradeOptions);
     if (isRejection(result)) return result;
     if (this.#closing) return { status: 503, reason: "The server is shutting down." };
-    if (this.#clients.size + this.#reserved >= this.#options.limits.maxClients) {
+    const others = this.#options.otherClients?.() ?? 0;
+    if (this.#clients.size + this.#reserved + others >= this.#options.limits.maxClients) {
       return { status: 503, reason: "The server is full: too many clients. Try again later." };
     }
     this.#reserved++;
