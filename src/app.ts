@@ -140,6 +140,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         unsubscribeUser(sessions, hub, user, channel, metrics),
       broadcastUnsubscribe,
       maxMessageBytes: config.maxMessageBytes,
+      idempotencyWindow: config.idempotencyWindow,
       logger,
       metrics,
       allowedHosts,

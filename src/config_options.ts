@@ -51,6 +51,8 @@ export interface Config {
   historyBytes: number;
   /** A channel without subscribers whose newest publication is this old is dropped; 0 = never. */
   historyTtl: number;
+  /** A repeated `Idempotency-Key` within this long replays the first answer; 0 = off. */
+  idempotencyWindow: number;
   /** Channels one client may subscribe to at once. */
   maxSubscriptions: number;
   /** Ping a client that sent nothing for this long; 0 disables pings. */
@@ -234,6 +236,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: "10m",
     help: "Drop a channel with no subscribers and no publication for this long (0 = never).",
     parse: duration(0, 7 * 24 * 3_600_000),
+  },
+  {
+    key: "idempotencyWindow",
+    flag: "idempotency-window",
+    default: "5m",
+    help:
+      "A repeated Idempotency-Key on POST /publish within this long replays the first answer (0 = off).",
+    parse: duration(0, 24 * 3_600_000),
   },
   {
     key: "maxSubscriptions",

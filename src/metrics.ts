@@ -63,6 +63,12 @@ export class Metrics {
   publishes = 0;
   /** Publishes refused, by HTTP status. */
   publishesRejected: LabeledCounter = new LabeledCounter();
+  /** Publishes answered from the idempotency store (a repeated `Idempotency-Key`). */
+  idempotentReplays = 0;
+  /** Repeats that waited for the first request with their key, still publishing. */
+  idempotentWaits = 0;
+  /** Idempotency keys evicted before their window ended (the store was full). */
+  idempotencyEvictions = 0;
   /** `POST /disconnect` requests refused, by HTTP status. */
   readonly disconnectsRejected: LabeledCounter = new LabeledCounter();
   /** Connections closed with 4003 by `POST /disconnect` (here or relayed from another instance). */
@@ -173,6 +179,24 @@ export class Metrics {
       "counter",
       "Publishes refused, by HTTP status.",
       labeled("status", this.publishesRejected),
+    );
+    metric(
+      "push_idempotent_replays_total",
+      "counter",
+      "Publishes answered from the idempotency store (a repeated Idempotency-Key).",
+      single(this.idempotentReplays),
+    );
+    metric(
+      "push_idempotent_waits_total",
+      "counter",
+      "Repeated Idempotency-Keys that waited for the first request, still publishing.",
+      single(this.idempotentWaits),
+    );
+    metric(
+      "push_idempotency_evictions_total",
+      "counter",
+      "Idempotency keys evicted before their window ended (the store was full).",
+      single(this.idempotencyEvictions),
     );
     metric(
       "push_disconnects_rejected_total",

@@ -50,6 +50,8 @@ export interface HttpServerOptions {
   broadcastUnsubscribe?: (user: string, channel: string) => Promise<number>;
   /** Largest publish body. */
   maxMessageBytes: number;
+  /** How long a publish's `Idempotency-Key` answer is kept (ms); 0 = off. */
+  idempotencyWindow?: number;
   /** Where events are logged. */
   logger: Logger;
   /** Where events are counted (served at `/metrics`). */
@@ -113,6 +115,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     token: options.publishToken,
     authenticator: options.authenticator,
     maxMessageBytes: options.maxMessageBytes,
+    idempotencyWindow: options.idempotencyWindow ?? 0,
     logger,
     metrics: options.metrics,
     backlog: options.backlog,

@@ -20,6 +20,7 @@ import { HubUnavailableError, type Publication } from "../push/broker.ts";
 import type { Authenticator, Identity } from "../push/auth.ts";
 import { TokenError } from "../push/jwt.ts";
 import { ApiError, ApiKey, bearerToken, jsonResponse } from "./api_key.ts";
+import { IdempotencyStore, isValidIdempotencyKey, type StoredAnswer } from "./idempotency.ts";
 
 export { isBrowserRequest, isLoopback } from "./api_key.ts";
 
@@ -39,6 +40,8 @@ export interface PublishOptions {
   authenticator?: Authenticator;
   /** Largest body accepted (413 beyond). */
   maxMessageBytes: number;
+  /** How long an `Idempotency-Key`'s first answer is replayed (ms); 0 = the header is ignored. */
+  idempotencyWindow?: number;
   /** Where events are logged. */
   logger: Logger;
   /** Where events are counted. */
@@ -109,6 +112,48 @@ export function toPublication(contentType: string, body: Uint8Array): Publicatio
 export function createPublishHandler(options: PublishOptions) {
   const key = new ApiKey(options.token, "publish");
   const { authenticator } = options;
+  const window = options.idempotencyWindow ?? 0;
+  const store = window > 0 ? new IdempotencyStore(window, options.metrics) : null;
+
+  /**
+   * Runs `publish` at most once per `Idempotency-Key` within the window; a repeat gets the first
+   * answer (a concurrent one waits for it). The key is scoped to the credential (the API key and
+   * the loopback rule are one publisher; each JWT user another) and the set of channels, so two
+   * publishers, or one key reused for other channels, never see each other's answers. An answer
+   * that published nothing (an error, 503 on every channel) is not kept: the retry publishes.
+   */
+  async function once(
+    request: Request,
+    identity: Identity | null,
+    channels: string[],
+    publish: () => Promise<StoredAnswer>,
+  ): Promise<Response> {
+    const respond = (a: StoredAnswer) => jsonResponse(a.body, a.status, a.headers);
+    const key = request.headers.get("idempotency-key");
+    if (key === null || store === null) return respond(await publish());
+    if (!isValidIdempotencyKey(key)) {
+      throw new ApiError(400, "Invalid Idempotency-Key: use 1-255 visible ASCII characters.");
+    }
+    const who = identity ? `jwt:${identity.user}` : "key";
+    const claim = await store.claim(`${who}\n${[...channels].sort().join(",")}\n${key}`);
+    if (claim.replay) {
+      await request.body?.cancel().catch(() => {});
+      options.logger.debug("publish.replayed", {
+        channels: channels.length,
+        status: claim.replay.status,
+      });
+      return respond(claim.replay);
+    }
+    let answer: StoredAnswer | null = null;
+    try {
+      answer = await publish();
+      return respond(answer);
+    } finally {
+      const published = answer !== null && (answer.status === 200 ||
+        (Array.isArray(answer.body) && answer.body.some((r) => !("error" in r))));
+      claim.settle(published ? answer : null);
+    }
+  }
 
   /**
    * Who is publishing: null for the API key or the loopback rule, the identity for a JWT.
@@ -177,27 +222,29 @@ export function createPublishHandler(options: PublishOptions) {
       if (identity !== null && !identity.publish.matches(channel)) {
         throw new ApiError(403, `This token may not publish to ${channel}.`, {}, { channel });
       }
-      const body = await readBody(request, options.maxMessageBytes);
-      const publication = toPublication(request.headers.get("content-type") ?? "", body);
-      // Back-pressure: while the server is behind on delivery, the publisher waits for it.
-      await options.backlog?.wait();
-      let result;
-      try {
-        result = await options.hub.publish(channel, publication);
-      } catch (err) {
-        if (!(err instanceof HubUnavailableError)) throw err;
-        throw new ApiError(503, err.message, { "retry-after": "1" });
-      }
-      const { epoch, id, delivered } = result;
-      options.metrics.publishes++;
-      options.logger.debug("publish", {
-        channel,
-        id,
-        delivered,
-        bytes: body.length,
-        user: identity?.user,
+      return await once(request, identity, [channel], async () => {
+        const body = await readBody(request, options.maxMessageBytes);
+        const publication = toPublication(request.headers.get("content-type") ?? "", body);
+        // Back-pressure: while the server is behind on delivery, the publisher waits for it.
+        await options.backlog?.wait();
+        let result;
+        try {
+          result = await options.hub.publish(channel, publication);
+        } catch (err) {
+          if (!(err instanceof HubUnavailableError)) throw err;
+          throw new ApiError(503, err.message, { "retry-after": "1" });
+        }
+        const { epoch, id, delivered } = result;
+        options.metrics.publishes++;
+        options.logger.debug("publish", {
+          channel,
+          id,
+          delivered,
+          bytes: body.length,
+          user: identity?.user,
+        });
+        return { status: 200, body: { channel, epoch, id, delivered }, headers: {} };
       });
-      return jsonResponse({ channel, epoch, id, delivered }, 200);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       options.metrics.publishesRejected.inc(err.status);
@@ -247,17 +294,23 @@ export function createPublishHandler(options: PublishOptions) {
           channel: refused,
         });
       }
-      const body = await readBody(request, options.maxMessageBytes);
-      const publication = toPublication(request.headers.get("content-type") ?? "", body);
-      await options.backlog?.wait();
-      const { results, failed } = await publishAll(channels, publication);
-      options.logger.debug("publish", {
-        channels: channels.length,
-        bytes: body.length,
-        user: identity?.user,
-        failed,
+      return await once(request, identity, channels, async () => {
+        const body = await readBody(request, options.maxMessageBytes);
+        const publication = toPublication(request.headers.get("content-type") ?? "", body);
+        await options.backlog?.wait();
+        const { results, failed } = await publishAll(channels, publication);
+        options.logger.debug("publish", {
+          channels: channels.length,
+          bytes: body.length,
+          user: identity?.user,
+          failed,
+        });
+        return {
+          status: failed ? 503 : 200,
+          body: results,
+          headers: failed ? { "retry-after": "1" } : {} as Record<string, string>,
+        };
       });
-      return jsonResponse(results, failed ? 503 : 200, failed ? { "retry-after": "1" } : {});
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       options.metrics.publishesRejected.inc(err.status);
