@@ -5,9 +5,18 @@
  * @module
  */
 
-import { parseRedisUrl } from "./redis/url.ts";
 import type { LogLevel } from "./log.ts";
-import { boolean, duration, integer, list, logLevel, range, size } from "./config_values.ts";
+import {
+  boolean,
+  duration,
+  integer,
+  list,
+  logLevel,
+  range,
+  redisUrl,
+  size,
+  url,
+} from "./config_values.ts";
 
 export { boolean } from "./config_values.ts";
 
@@ -271,28 +280,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "public-ws-url",
     default: "",
     help: "WebSocket URL the page is told to use (behind a proxy); empty = same host, --ws-port.",
-    parse: (v) => {
-      if (v !== "" && !/^wss?:\/\/[^\s]+$/.test(v)) {
-        throw new Error(`expected a ws:// or wss:// URL, got "${v}"`);
-      }
-      return v;
-    },
+    parse: url(/^wss?:\/\/[^\s]+$/, "a ws:// or wss://"),
   },
   {
     key: "redis",
     flag: "redis",
     default: "",
     help: "redis://[[user]:password@]host[:port][/db]: share channels across instances.",
-    parse: (v) => {
-      try {
-        if (v !== "") parseRedisUrl(v);
-      } catch (err) {
-        // Its message names the problem and the URL with the password replaced by ***: this
-        // message goes to the terminal and to log collectors.
-        throw new Error((err as Error).message.replace(/\.$/, ""));
-      }
-      return v;
-    },
+    parse: redisUrl,
   },
   {
     key: "publishToken",
@@ -322,12 +317,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: "jwt-jwks-url",
     default: "",
     help: "JWKS URL with the keys of client tokens (fetched at start, on unknown kid).",
-    parse: (v) => {
-      if (v !== "" && !/^https?:\/\/\S+$/.test(v)) {
-        throw new Error(`expected an http:// or https:// URL, got "${v.slice(0, 200)}"`);
-      }
-      return v;
-    },
+    parse: url(/^https?:\/\/\S+$/, "an http:// or https://"),
   },
   {
     key: "jwtAudience",

@@ -5,6 +5,7 @@
  * @module
  */
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { parseRedisUrl } from "./redis/url.ts";
 
 /** A whole number within `min..max`. */
 export function integer(min: number, max: number): (value: string) => number {
@@ -69,4 +70,26 @@ export function logLevel(value: string): LogLevel {
     throw new Error(`expected one of ${LOG_LEVELS.join(", ")}, got "${value}"`);
   }
   return value as LogLevel;
+}
+
+/** Empty, or a URL matching `pattern` (`kind` names it in the error). */
+export function url(pattern: RegExp, kind: string): (value: string) => string {
+  return (value) => {
+    if (value !== "" && !pattern.test(value)) {
+      throw new Error(`expected ${kind} URL, got "${value.slice(0, 200)}"`);
+    }
+    return value;
+  };
+}
+
+/** Empty, or a Redis URL `parseRedisUrl` accepts. */
+export function redisUrl(value: string): string {
+  try {
+    if (value !== "") parseRedisUrl(value);
+  } catch (err) {
+    // Its message names the problem and the URL with the password replaced by ***: this
+    // message goes to the terminal and to log collectors.
+    throw new Error((err as Error).message.replace(/\.$/, ""));
+  }
+  return value;
 }
