@@ -16,6 +16,7 @@ import type { ChannelHub } from "./push/channel_hub.ts";
 import { Hub } from "./push/hub.ts";
 import { Backlog } from "./net/outbox/backlog.ts";
 import { RedisBroker } from "./push/redis_broker.ts";
+import { RedisIdempotencyStore } from "./http/idempotency_redis.ts";
 import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
@@ -68,6 +69,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   let broadcastDisconnect: ((user: string) => Promise<number>) | undefined;
   let broadcastUnsubscribe: ((user: string, channel: string) => Promise<number>) | undefined;
   let hub: ChannelHub;
+  let idempotencyStore: RedisIdempotencyStore | undefined;
   if (config.redis) {
     const broker = new RedisBroker({
       redis: parseRedisUrl(config.redis),
@@ -82,6 +84,15 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
           : unsubscribeUser(sessions, hub, m.unsubscribe, m.channel, metrics),
     });
     broadcastDisconnect = (user) => broker.broadcastControl({ disconnect: user });
+    // Idempotency-Key answers live in Redis, so a retry on another instance replays them.
+    if (config.idempotencyWindow > 0) {
+      idempotencyStore = new RedisIdempotencyStore(
+        broker,
+        config.idempotencyWindow,
+        metrics,
+        logger,
+      );
+    }
     broadcastUnsubscribe = (user, channel) =>
       broker.broadcastControl({ unsubscribe: user, channel });
     hub = new Hub(broker, logger);
@@ -141,6 +152,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       broadcastUnsubscribe,
       maxMessageBytes: config.maxMessageBytes,
       idempotencyWindow: config.idempotencyWindow,
+      idempotencyStore,
       logger,
       metrics,
       allowedHosts,

@@ -15,6 +15,7 @@ import type { Sessions } from "../push/sessions.ts";
 import { createDisconnectHandler, createUnsubscribeHandler } from "./management_api.ts";
 import { type ChannelsView, createChannelsApi } from "./channels_api.ts";
 import { createPublishHandler } from "./publish_api.ts";
+import type { IdempotencyClaims } from "./idempotency.ts";
 import { loadStaticFiles } from "./static_files.ts";
 import type { SseEndpoint } from "./sse.ts";
 
@@ -52,6 +53,8 @@ export interface HttpServerOptions {
   maxMessageBytes: number;
   /** How long a publish's `Idempotency-Key` answer is kept (ms); 0 = off. */
   idempotencyWindow?: number;
+  /** Where `Idempotency-Key`s live (Redis mode); default in process. */
+  idempotencyStore?: IdempotencyClaims;
   /** Where events are logged. */
   logger: Logger;
   /** Where events are counted (served at `/metrics`). */
@@ -116,6 +119,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     authenticator: options.authenticator,
     maxMessageBytes: options.maxMessageBytes,
     idempotencyWindow: options.idempotencyWindow ?? 0,
+    idempotencyStore: options.idempotencyStore,
     logger,
     metrics: options.metrics,
     backlog: options.backlog,

@@ -47,11 +47,17 @@ export type Claim =
   | {
     replay: null;
     /** Keeps `answer` for the window, or releases the key when null (nothing was published). */
-    settle(answer: StoredAnswer | null): void;
+    settle(answer: StoredAnswer | null): void | Promise<void>;
   };
 
+/** Where keys are kept: {@linkcode IdempotencyStore} in process, `RedisIdempotencyStore` shared. */
+export interface IdempotencyClaims {
+  /** The kept answer for `key` (waiting while the first is in flight), or the right to publish. */
+  claim(key: string): Promise<Claim>;
+}
+
 /** The in-process store of idempotency keys. */
-export class IdempotencyStore {
+export class IdempotencyStore implements IdempotencyClaims {
   readonly #entries = new Map<string, Entry>();
   readonly #window: number;
   readonly #max: number;

@@ -20,7 +20,12 @@ import { HubUnavailableError, type Publication } from "../push/broker.ts";
 import type { Authenticator, Identity } from "../push/auth.ts";
 import { TokenError } from "../push/jwt.ts";
 import { ApiError, ApiKey, bearerToken, jsonResponse } from "./api_key.ts";
-import { IdempotencyStore, isValidIdempotencyKey, type StoredAnswer } from "./idempotency.ts";
+import {
+  type IdempotencyClaims,
+  IdempotencyStore,
+  isValidIdempotencyKey,
+  type StoredAnswer,
+} from "./idempotency.ts";
 
 export { isBrowserRequest, isLoopback } from "./api_key.ts";
 
@@ -42,6 +47,8 @@ export interface PublishOptions {
   maxMessageBytes: number;
   /** How long an `Idempotency-Key`'s first answer is replayed (ms); 0 = the header is ignored. */
   idempotencyWindow?: number;
+  /** Where the keys live (Redis: shared by every instance); default the in-process store. */
+  idempotencyStore?: IdempotencyClaims;
   /** Where events are logged. */
   logger: Logger;
   /** Where events are counted. */
@@ -113,7 +120,9 @@ export function createPublishHandler(options: PublishOptions) {
   const key = new ApiKey(options.token, "publish");
   const { authenticator } = options;
   const window = options.idempotencyWindow ?? 0;
-  const store = window > 0 ? new IdempotencyStore(window, options.metrics) : null;
+  const store = window <= 0
+    ? null
+    : options.idempotencyStore ?? new IdempotencyStore(window, options.metrics);
 
   /**
    * Runs `publish` at most once per `Idempotency-Key` within the window; a repeat gets the first
@@ -151,7 +160,7 @@ export function createPublishHandler(options: PublishOptions) {
     } finally {
       const published = answer !== null && (answer.status === 200 ||
         (Array.isArray(answer.body) && answer.body.some((r) => !("error" in r))));
-      claim.settle(published ? answer : null);
+      await claim.settle(published ? answer : null);
     }
   }
 

@@ -192,6 +192,29 @@ export class RedisBroker implements Broker {
     }
   }
 
+  /**
+   * Runs one command on the commands connection, for state other parts keep in Redis under
+   * {@linkcode RedisBroker.prefix} (the `Idempotency-Key` answers, `http/idempotency_redis.ts`).
+   * Rejects with {@linkcode HubUnavailableError} while Redis is away.
+   */
+  async command(args: readonly (string | number | Uint8Array)[]): Promise<unknown> {
+    try {
+      return await this.#client.command(args);
+    } catch (err) {
+      if (err instanceof RedisUnavailableError) {
+        throw new HubUnavailableError(
+          "Redis is unavailable: nothing was published. Retry shortly.",
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** The key prefix of this deployment (`push:` by default). */
+  get prefix(): string {
+    return this.#prefix;
+  }
+
   /** Runs the publish script; rejects with {@linkcode HubUnavailableError} while Redis is away. */
   async publish(channel: string, data: Publication): Promise<PublishResult> {
     let reply;
