@@ -6,6 +6,7 @@
  * @module
  */
 
+import { isLoopbackHost } from "../protocol/handshake.ts";
 const encoder = new TextEncoder();
 
 /** An HTTP API refusal: the status, the message for `{"error": …}`, extra headers and fields. */
@@ -21,9 +22,12 @@ export class ApiError extends Error {
   }
 }
 
-/** Whether `hostname` is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped 127.x). */
+/**
+ * Whether the peer address `hostname` is a loopback address (127.0.0.0/8, ::1, or IPv4-mapped
+ * 127.x): the Host rule's test, minus the name `localhost`, which no peer address is.
+ */
 export function isLoopback(hostname: string): boolean {
-  return hostname === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/i.test(hostname);
+  return hostname.toLowerCase() !== "localhost" && isLoopbackHost(hostname);
 }
 
 /**
@@ -108,7 +112,7 @@ export class ApiKey {
 /** A JSON response (`no-store`: API answers are never cached). */
 export function jsonResponse(
   body: unknown,
-  status: number,
+  status = 200,
   headers: Record<string, string> = {},
 ): Response {
   return new Response(JSON.stringify(body), {

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { jsonResponse } from "./api_key.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Backlog } from "../net/outbox/backlog.ts";
@@ -102,13 +103,6 @@ export function webSocketUrl(
   return `${secure ? "wss" : "ws"}://${hostname}:${wsPort}/`;
 }
 
-function json(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" },
-  });
-}
-
 /** Starts `Deno.serve` with the page, config and health routes. */
 export async function startHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const files = await loadStaticFiles();
@@ -159,7 +153,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         status: 421,
         host: host.slice(0, 200),
       });
-      return json({ error: `Host ${host.slice(0, 200)} is not a name of this server.` }, 421);
+      return jsonResponse(
+        { error: `Host ${host.slice(0, 200)} is not a name of this server.` },
+        421,
+      );
     }
     const url = new URL(request.url);
     if (url.pathname === "/events" && options.sse) {
@@ -181,10 +178,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       return management.history(request, (info.remoteAddr as Deno.NetAddr).hostname);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return json({ error: `Method ${request.method} is not allowed here.` }, 405);
+      return jsonResponse({ error: `Method ${request.method} is not allowed here.` }, 405);
     }
     if (url.pathname === "/config.json") {
-      return json({
+      return jsonResponse({
         wsUrl: options.publicWsUrl || webSocketUrl(
           host, // HTTP/2 has no Host header: its :authority is in the URL
           options.hostname,
@@ -195,15 +192,17 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       });
     }
     // Liveness: 200 while the process serves; "degraded" says what is wrong (Redis down).
-    if (url.pathname === "/healthz") return json(options.hub.health());
+    if (url.pathname === "/healthz") return jsonResponse(options.hub.health());
     // Readiness: whether a load balancer should send new clients here.
     if (url.pathname === "/readyz") {
       if (draining) {
-        return json({ status: "draining", reason: "The server is shutting down." }, 503);
+        return jsonResponse({ status: "draining", reason: "The server is shutting down." }, 503);
       }
       const health = options.hub.health();
-      if (health.status !== "ok") return json({ status: "unready", reason: health.reason }, 503);
-      return json({ status: "ready" });
+      if (health.status !== "ok") {
+        return jsonResponse({ status: "unready", reason: health.reason }, 503);
+      }
+      return jsonResponse({ status: "ready" });
     }
     if (url.pathname === "/metrics") {
       return new Response(options.metrics.render(), {
@@ -216,7 +215,7 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         headers: { "content-type": file.type, "cache-control": "no-cache" },
       });
     }
-    return json({ error: `Nothing at ${url.pathname}.` }, 404);
+    return jsonResponse({ error: `Nothing at ${url.pathname}.` }, 404);
   };
   const server = Deno.serve({
     hostname: options.hostname,

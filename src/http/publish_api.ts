@@ -27,8 +27,6 @@ import {
   type StoredAnswer,
 } from "./idempotency.ts";
 
-export { isBrowserRequest, isLoopback } from "./api_key.ts";
-
 /** The most channels one `POST /publish` may name (each is a publish: bounded work). */
 export const MAX_CHANNELS_PER_PUBLISH = 100;
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { jsonResponse } from "./api_key.ts";
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { type Authenticator, type Identity, LEEWAY_MS } from "../push/auth.ts";
@@ -219,13 +220,6 @@ export class SseStream implements Subscriber {
   }
 }
 
-function json(body: unknown, status: number, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { "content-type": "application/json; charset=utf-8", ...headers },
-  });
-}
-
 /** The `/events` endpoint and its open streams, with one ping timer for all of them. */
 export class SseEndpoint {
   readonly #o: SseOptions;
@@ -255,7 +249,7 @@ export class SseEndpoint {
     const refuse = (status: number, error: string, headers?: Record<string, string>) => {
       o.metrics.sseRejected.inc(status);
       o.logger.warn("sse.rejected", { remote, status, reason: error });
-      return json({ error }, status, headers);
+      return jsonResponse({ error }, status, headers);
     };
     if (request.method !== "GET") return refuse(405, "Use GET for /events.");
     const channels = (url.searchParams.get("channels") ?? "").split(",").filter(Boolean);

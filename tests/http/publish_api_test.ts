@@ -2,7 +2,8 @@
  * The publish API: delivery, content types, auth and every error status.
  */
 import { assert, assertEquals, assertStringIncludes } from "@std/assert";
-import { createPublishHandler, isLoopback, toPublication } from "../../src/http/publish_api.ts";
+import { createPublishHandler, toPublication } from "../../src/http/publish_api.ts";
+import { isLoopback } from "../../src/http/api_key.ts";
 import { Hub } from "../../src/push/hub.ts";
 import { MemoryBroker } from "../../src/push/memory_broker.ts";
 import { Logger } from "../../src/log.ts";
