@@ -62,7 +62,7 @@ export class Connection extends ConnectionLifecycle implements Peer {
   /**
    * Starts the connection; the server calls this once, after registering it. `response` (the
    * 101 answer to the handshake) is queued first, then the handler's `onOpen` queues its first
-   * messages, and only then does the push loop start: the response and the first messages
+   * messages, and only then does the writer start: the response and the first messages
    * (a subscription notice, say) leave in one write, which makes handshakes cheaper.
    * `leftover` holds bytes that arrived after the request head: the start of the first frame,
    * parsed before anything else is read.

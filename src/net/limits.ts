@@ -9,6 +9,7 @@ import type { Metrics } from "../metrics.ts";
 import type { MessageReaderOptions } from "../protocol/message.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import type { WriteScheduler } from "./outbox/write_scheduler.ts";
+import type { WritePool } from "./outbox/write_pool.ts";
 import type { PeerHandler } from "./peer.ts";
 import type { Connection } from "./connection.ts";
 
@@ -56,6 +57,8 @@ export interface ConnectionOptions {
   scheduler: WriteScheduler | null;
   /** The server's outgoing backlog, for publisher back-pressure; null counts nothing. */
   backlog: Backlog | null;
+  /** The server's write window, shared by every connection. */
+  pool: WritePool;
   /** The route's behaviour. */
   handler: PeerHandler;
   /** Where events are logged. */

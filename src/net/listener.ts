@@ -21,6 +21,7 @@ import {
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { WriteScheduler } from "./outbox/write_scheduler.ts";
+import { WritePool } from "./outbox/write_pool.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import { Connection, formatAddr } from "./connection.ts";
 import type { ConnectionOptions, ServerLimits } from "./limits.ts";
@@ -114,6 +115,7 @@ export class WebSocketServer {
   /** Handshakes that passed the client limit and are writing their 101 response. */
   #reserved = 0;
   #scheduler: WriteScheduler | null = null;
+  readonly #pool = new WritePool();
   #closing = false;
   #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
 
@@ -177,6 +179,7 @@ export class WebSocketServer {
     if (this.#handshakes > 0) await new Promise<void>((r) => this.#handshakesDone = r);
     clearInterval(this.#ticker);
     this.#scheduler?.close();
+    this.#pool.close();
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
@@ -349,6 +352,7 @@ export class WebSocketServer {
         },
         scheduler: this.#scheduler,
         backlog: o.backlog ?? null,
+        pool: this.#pool,
         handler: o.routes[path],
         logger: o.logger,
         metrics: o.metrics,
