@@ -87,7 +87,12 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         "disconnect" in m
           ? disconnectUser(sessions, m.disconnect, metrics)
           : "presence" in m
-          ? presence?.notify({ notice: m.presence, channel: m.channel, user: m.user, info: m.info })
+          ? presence?.notify({
+            notice: m.presence,
+            channel: m.channel,
+            user: m.user,
+            info: m.info,
+          })
           : unsubscribeUser(sessions, hub, m.unsubscribe, m.channel, metrics),
     });
     // Presence lives in Redis too, each instance's entries expiring unless refreshed.

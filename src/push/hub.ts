@@ -38,10 +38,17 @@ export class Hub<B extends Broker = Broker> implements ChannelHub {
     this.#logger = logger;
     this.#presence = presence ?? null;
     // A notice about a user goes to every joined subscriber but that user's own connections
-    // (a copy of the list: a send may drop a slow consumer, which leaves the channel).
+    // (a copy of the list: a send may drop a slow consumer, which leaves the channel). A refusal
+    // decided in Redis takes the user's connections out of the channel, each told why.
     presence?.attach((channel, text, user) => {
-      for (const subscriber of [...this.#local.joined(channel)]) {
+      for (const subscriber of [...this.#local.subscribers(channel, true)]) {
         if (userOfSubject(subscriber) !== user) subscriber.sendText(text);
+      }
+    }, (channel, user, error) => {
+      for (const subscriber of [...this.#local.subscribers(channel)]) {
+        if (userOfSubject(subscriber) !== user || !this.unsubscribe(subscriber, channel)) continue;
+        this.#logger?.info("presence.refused", { client: subscriber.id, channel });
+        subscriber.sendText(JSON.stringify({ error, channel }));
       }
     });
     this.#recovery = new Recovery({ broker, local: this.#local, logger });

@@ -168,8 +168,6 @@ export interface SharedPresence {
   changed(channel: string, user: string, member: LocalMember | undefined): void;
   /** The members of `channel` on every live instance. */
   list(channel: string): Promise<PresenceMember[]>;
-  /** The members of `channel` cluster-wide, as last seen (for `--max-presence`). */
-  count(channel: string): number;
   /** Stops refreshing; with `goodbye`, removes this instance's entries first. */
   close(goodbye?: boolean): Promise<void>;
 }
@@ -191,15 +189,23 @@ export class Presence {
   readonly #options: PresenceOptions;
   #shared: SharedPresence | null = null;
   #deliver: (channel: string, text: string, user: string) => void = () => {};
+  #evict: (channel: string, user: string, error: string) => void = () => {};
 
   /** Presence for the channels `options.patterns` matches. */
   constructor(options: PresenceOptions) {
     this.#options = options;
   }
 
-  /** The hub's local fan-out of a notice about `user` (not sent to `user`'s own connections). */
-  attach(deliver: (channel: string, text: string, user: string) => void): void {
+  /**
+   * The hub's local fan-out of a notice about `user` (not sent to `user`'s own connections), and
+   * how it takes `user`'s connections out of a channel with an error (a refusal decided in Redis).
+   */
+  attach(
+    deliver: (channel: string, text: string, user: string) => void,
+    evict: (channel: string, user: string, error: string) => void,
+  ): void {
     this.#deliver = deliver;
+    this.#evict = evict;
   }
 
   /** Hands joins, leaves and the list to `shared` (Redis) from now on. */
@@ -212,19 +218,37 @@ export class Presence {
     return this.#options.patterns.matches(channel);
   }
 
+  /** The most members of one channel (`--max-presence`). */
+  get maxMembers(): number {
+    return this.#options.maxMembers;
+  }
+
   /**
    * Why `subject` may not subscribe to `channel` (it would be a new member beyond
-   * `--max-presence`), or null when it may.
+   * `--max-presence` here), or null when it may. With Redis this checks this instance's members
+   * only (they are the cluster's too); the cluster-wide check is the script's, which refuses
+   * through {@linkcode Presence.refused} (a member elsewhere may add a connection here).
    */
   refusal(subject: PresenceSubject, channel: string): string | null {
     if (!this.keeps(channel)) return null;
     if (this.table.get(channel, userOfSubject(subject)) !== undefined) return null;
-    const max = this.#options.maxMembers;
-    const members = Math.max(this.table.count(channel), this.#shared?.count(channel) ?? 0);
-    if (members < max) return null;
+    if (this.table.count(channel) < this.#options.maxMembers) return null;
+    return this.#refusalText(channel);
+  }
+
+  /**
+   * Redis refused `user` as a new member of a full `channel`: its local connections there leave
+   * it with the refusal error (they had not got `subscribed` yet: the script answers before the
+   * catch-up's reads, on the same connection).
+   */
+  refused(channel: string, user: string): void {
+    this.#evict(channel, user, this.#refusalText(channel));
+  }
+
+  #refusalText(channel: string): string {
     if (this.#options.metrics) this.#options.metrics.presenceRefused++;
-    return `Too many members in ${channel}: at most ${max} users keep presence in one ` +
-      "channel (--max-presence).";
+    return `Too many members in ${channel}: at most ${this.#options.maxMembers} users keep ` +
+      "presence in one channel (--max-presence).";
   }
 
   /** `subject` subscribed to `channel`: a member, or one more connection of one. */

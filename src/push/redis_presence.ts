@@ -40,9 +40,10 @@ export const PRESENCE_REFRESH_MS = 5_000;
 export const PRESENCE_TTL_MS = 3 * PRESENCE_REFRESH_MS;
 
 /**
- * KEYS: zset, info hash, users hash. ARGV: ttl ms, "list" or "", then triples of entry, user,
- * value ("" removes the entry). Returns users joined, users left, members, and (with "list") the
- * info hash as a flat array. Redis's own clock (TIME) scores entries, so instances' clocks may
+ * KEYS: zset, info hash, users hash. ARGV: ttl ms, "list" or "", the most members, then triples
+ * of entry, user, value ("" removes the entry). Returns users joined, users left, members, (with
+ * "list") the info hash as a flat array, and the users refused: new members of a full channel,
+ * whose entries were not written. Redis's own clock (TIME) scores entries, so instances' clocks may
  * disagree without harm.
  */
 const SYNC_SCRIPT = `
@@ -60,12 +61,15 @@ for _, f in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
   redis.call('ZREM', KEYS[1], f)
   drop(f, string.sub(f, (string.find(f, '|', 1, true) or 0) + 1))
 end
-local ttl = tonumber(ARGV[1])
-local kept = false
-for i = 3, #ARGV, 3 do
+local ttl, max = tonumber(ARGV[1]), tonumber(ARGV[3])
+local kept, refused = false, {}
+for i = 4, #ARGV, 3 do
   local f, user, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   if v == '' then
     if redis.call('ZREM', KEYS[1], f) == 1 then drop(f, user) end
+  elseif not redis.call('ZSCORE', KEYS[1], f) and not redis.call('HGET', KEYS[3], user)
+    and redis.call('HLEN', KEYS[3]) >= max then
+    refused[#refused + 1] = user
   else
     kept = true
     if redis.call('ZADD', KEYS[1], now + ttl, f) == 1 then
@@ -79,7 +83,7 @@ if kept then
 end
 local listing = {}
 if ARGV[2] == 'list' then listing = redis.call('HGETALL', KEYS[2]) end
-return {joined, left, redis.call('HLEN', KEYS[3]), listing}
+return {joined, left, redis.call('HLEN', KEYS[3]), listing, refused}
 `;
 
 /** What the shared presence needs of the Redis broker. */
@@ -108,7 +112,7 @@ export interface RedisPresenceOptions {
   ttlMs?: number;
 }
 
-type SyncReply = [Uint8Array[], Uint8Array[], number, Uint8Array[]];
+type SyncReply = [Uint8Array[], Uint8Array[], number, Uint8Array[], Uint8Array[]];
 
 const decoder = new TextDecoder();
 
@@ -116,7 +120,6 @@ const decoder = new TextDecoder();
 export class RedisPresence implements SharedPresence {
   readonly #o: RedisPresenceOptions;
   readonly #ttl: number;
-  readonly #counts = new Map<string, number>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #timer: ReturnType<typeof setInterval>;
   #closed = false;
@@ -151,11 +154,6 @@ export class RedisPresence implements SharedPresence {
     return [...byUser].map(([user, m]) => listed(user, m.connections, m.info));
   }
 
-  /** See {@linkcode SharedPresence.count}. */
-  count(channel: string): number {
-    return this.#counts.get(channel) ?? 0;
-  }
-
   /** Stops refreshing; with `goodbye`, removes what is left of this instance's entries. */
   async close(goodbye = true): Promise<void> {
     if (this.#closed) return;
@@ -175,9 +173,6 @@ export class RedisPresence implements SharedPresence {
     for (const [channel, members] of table.channels()) {
       this.#track(this.#sync(channel, [...members.keys()], false));
     }
-    for (const channel of this.#counts.keys()) {
-      if (table.count(channel) === 0) this.#counts.delete(channel);
-    }
   }
 
   /** Runs `promise` in the background, its failure logged (the next refresh repairs). */
@@ -195,7 +190,7 @@ export class RedisPresence implements SharedPresence {
    */
   async #sync(channel: string, users: string[], list: boolean, value?: string): Promise<SyncReply> {
     const { link, presence } = this.#o;
-    const args: (string | number)[] = [this.#ttl, list ? "list" : ""];
+    const args: (string | number)[] = [this.#ttl, list ? "list" : "", presence.maxMembers];
     for (const user of users) {
       const member = presence.table.get(channel, user);
       args.push(`${link.instance}|${user}`, user, value ?? (member ? valueOf(member) : ""));
@@ -210,7 +205,7 @@ export class RedisPresence implements SharedPresence {
       `${key}:users`,
       ...args,
     ]) as SyncReply;
-    this.#counts.set(channel, reply[2]);
+    for (const user of reply[4]) presence.refused(channel, utf8(user));
     for (const user of reply[1]) this.#announce({ notice: "leave", channel, user: utf8(user) });
     for (const joined of reply[0]) {
       const user = utf8(joined);

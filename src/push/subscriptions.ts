@@ -268,12 +268,14 @@ export class LocalSubscriptions {
     return this.#index.has(subscriber, channel);
   }
 
-  /** The subscribers of `channel` that got their `subscribed` (or `lost`) notice. */
-  *joined(channel: string): Generator<Subscriber> {
+  /** The subscribers of `channel`; with `joinedOnly`, those that got `subscribed` (or `lost`). */
+  *subscribers(channel: string, joinedOnly = false): Generator<Subscriber> {
     const local = this.#channels.get(channel);
     if (!local) return;
     yield* local.group;
-    for (const state of local.states.values()) if (state.joined) yield state.subscriber;
+    for (const state of local.states.values()) {
+      if (state.joined || !joinedOnly) yield state.subscriber;
+    }
   }
 
   /** The channels `subscriber` is in, as a new array (safe to iterate while removing). */

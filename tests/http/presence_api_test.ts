@@ -9,6 +9,7 @@ import { startTestServer, type TestServer } from "../support/server.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { claims, hsToken, SECRET } from "../support/jwt.ts";
 import { gauge } from "../support/push_api.ts";
+import { SseClient } from "../support/sse_client.ts";
 
 const KEY = { authorization: "Bearer api-key" };
 const ARGS = ["--jwt-secret", SECRET, "--publish-token", "api-key", "--presence", "room.*"];
@@ -141,4 +142,27 @@ Deno.test("--presence with a pattern that is no channel name stops the start (Co
   const err = await assertRejects(() => startTestServer(["--presence", "room.*,bad name"]));
   assertEquals(err instanceof ConfigError, true);
   assertStringIncludes((err as Error).message, "Invalid --presence");
+});
+
+Deno.test("an event stream (GET /events) is a member too, and gets join/leave as notice events", async () => {
+  await using server = await startTestServer(ARGS);
+  const token = await hsToken(claims("carol", { channels: ["room.*"], info: { via: "sse" } }));
+  await using sse = await SseClient.open(`${server.httpUrl}/events?channels=room.1`, {
+    authorization: `Bearer ${token}`,
+  });
+  await sse.nextWhere((e) => e.data?.includes('"subscribed"') ?? false);
+  const bob = await join(server, "bob");
+  const joined = await sse.nextWhere((e) => e.data?.includes('"join"') ?? false);
+  assertEquals([joined.event, JSON.parse(joined.data!)], [
+    "notice",
+    { notice: "join", channel: "room.1", user: "bob" },
+  ]);
+  // Bob sees carol listed, with her token's info.
+  assertEquals((await presence(server, "channel=room.1")).body.users, [
+    { user: "carol", connections: 1, info: { via: "sse" } },
+    { user: "bob", connections: 1 },
+  ]);
+  await bob[Symbol.asyncDispose]();
+  const left = await sse.nextWhere((e) => e.data?.includes('"leave"') ?? false);
+  assertEquals(JSON.parse(left.data!), { notice: "leave", channel: "room.1", user: "bob" });
 });

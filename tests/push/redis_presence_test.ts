@@ -87,6 +87,47 @@ Deno.test("Redis: two instances share presence and each other's join and leave n
   assertEquals((await history.json()).publications, []);
 });
 
+Deno.test("Redis: --max-presence counts the members of every instance", async () => {
+  await using redis = await startRedisServer();
+  const args = [
+    "--redis",
+    redis.url,
+    "--jwt-secret",
+    SECRET,
+    "--publish-token",
+    "api-key",
+    "--presence",
+    "room.*",
+    "--max-presence",
+    "2",
+  ];
+  await using a = await startTestServer(args);
+  await using b = await startTestServer(args);
+  for (const s of [a, b]) {
+    await withDeadline((s.hub as Hub<RedisBroker>).broker.ready(), 10_000, "redis");
+  }
+  await using alice = await join(a, "alice");
+  await using bob = await join(b, "bob");
+  await alice.nextMatching(/"notice":"join","channel":"room.1","user":"bob"/);
+  // A has one member of its own, but the channel has two: Redis refuses carol, who gets the error
+  // and never `subscribed` (the script answers before the join's reads).
+  const token = await hsToken(claims("carol", { channels: ["room.*"] }));
+  await using carol = new TestSocket(`${a.wsUrl}/?demo=false&channels=room.1&token=${token}`);
+  assertEquals(JSON.parse(await carol.next() as string), {
+    error: "Too many members in room.1: at most 2 users keep presence in one channel " +
+      "(--max-presence).",
+    channel: "room.1",
+  });
+  assertEquals(a.hub.subscriptionsOf([...a.ws.clients].at(-1)!).size, 0);
+  // A member's connection on an instance where it is not a member yet is still fine.
+  await using aliceOnB = await join(b, "alice");
+  const users = (await (await fetch(`${b.httpUrl}/presence?channel=room.1`, { headers: KEY }))
+    .json()).users as { user: string; connections: number }[];
+  assertEquals(users.map((u) => `${u.user}:${u.connections}`).sort(), ["alice:2", "bob:1"]);
+  void bob;
+  void aliceOnB;
+});
+
 /** One instance built by hand, with short presence timings. */
 function instance(url: string, logger: Logger, timings: { refreshMs: number; ttlMs: number }) {
   const presence = new Presence({ patterns: ChannelPatterns.parse(["room.*"]), maxMembers: 100 });
