@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startHttpServer } from "./http/http_server.ts";
@@ -21,6 +21,9 @@ import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
 import { Sessions } from "./push/sessions.ts";
+import { Presence } from "./push/presence.ts";
+import { RedisPresence } from "./push/redis_presence.ts";
+import { ChannelPatterns } from "./push/channel_patterns.ts";
 import { disconnectUser, unsubscribeUser } from "./http/management_api.ts";
 import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
 import type { Peer } from "./net/peer.ts";
@@ -69,6 +72,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   let broadcastDisconnect: ((user: string) => Promise<number>) | undefined;
   let broadcastUnsubscribe: ((user: string, channel: string) => Promise<number>) | undefined;
   let hub: ChannelHub;
+  const presence = presenceFromConfig(config, metrics);
   let idempotencyStore: RedisIdempotencyStore | undefined;
   if (config.redis) {
     const broker = new RedisBroker({
@@ -78,11 +82,21 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       logger,
       // POST /disconnect on another instance: close this one's connections of the user.
       // POST /unsubscribe there: take this one's connections of the user out of the channel.
+      // A presence join or leave decided on another instance: tell this one's subscribers.
       onControl: (m) =>
         "disconnect" in m
           ? disconnectUser(sessions, m.disconnect, metrics)
+          : "presence" in m
+          ? presence?.notify({
+            notice: m.presence,
+            channel: m.channel,
+            user: m.user,
+            info: m.info,
+          })
           : unsubscribeUser(sessions, hub, m.unsubscribe, m.channel, metrics),
     });
+    // Presence lives in Redis too, each instance's entries expiring unless refreshed.
+    presence?.share(new RedisPresence({ link: broker, presence, logger }));
     broadcastDisconnect = (user) => broker.broadcastControl({ disconnect: user });
     // Idempotency-Key answers live in Redis, so a retry on another instance replays them.
     if (config.idempotencyWindow > 0) {
@@ -95,7 +109,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     }
     broadcastUnsubscribe = (user, channel) =>
       broker.broadcastControl({ unsubscribe: user, channel });
-    hub = new Hub(broker, logger);
+    hub = new Hub(broker, logger, presence);
     // Not awaited: with Redis down the server still starts, serves its clients and reports
     // "degraded"; the broker connects (and reconnects) by itself.
     broker.start();
@@ -106,6 +120,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
         historyBytes: config.historyBytes,
         historyTtl: config.historyTtl,
       }),
+      undefined,
+      presence,
     );
   }
   // The names both servers answer to (DNS rebinding): the bound address's, --public-hosts, and
@@ -204,6 +220,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       historyBytes: stats.historyBytes,
       queuedBytes,
       readBufferBytes: readBuffers.bytes + headBuffers.bytes,
+      presenceMembers: presence?.table.members ?? 0,
     };
   });
   return {
@@ -224,6 +241,18 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       await hub.close();
     },
   };
+}
+
+/** The presence of `--presence`'s channels; undefined without any. Exit 2 on a bad pattern. */
+function presenceFromConfig(config: Config, metrics: Metrics): Presence | undefined {
+  let patterns: ChannelPatterns;
+  try {
+    patterns = ChannelPatterns.parse(config.presence);
+  } catch (err) {
+    throw new ConfigError(`Invalid --presence: ${(err as Error).message}.`);
+  }
+  if (patterns.empty) return undefined;
+  return new Presence({ patterns, maxMembers: config.maxPresence, metrics });
 }
 
 /** Start-up warnings for a server reachable from other machines without the protection it needs. */

@@ -172,6 +172,21 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: integer(1, 100_000),
   },
   {
+    key: "presence",
+    flag: "presence",
+    default: "",
+    help: "Channel patterns that keep presence: join/leave notices, GET /presence (room.*).",
+    // Checked as patterns where they are compiled (push/auth_config.ts): exit 2 there too.
+    parse: list,
+  },
+  {
+    key: "maxPresence",
+    flag: "max-presence",
+    default: "100",
+    help: "Presence members (users) one channel may have; a new one beyond it is refused.",
+    parse: integer(1, 1_000_000),
+  },
+  {
     key: "pingInterval",
     flag: "ping-interval",
     default: "30s",

@@ -51,6 +51,10 @@ export interface Config {
   idempotencyWindow: number;
   /** Channels one client may subscribe to at once. */
   maxSubscriptions: number;
+  /** Channel patterns that keep presence (members, join/leave notices, `GET /presence`). */
+  presence: string[];
+  /** The most presence members (users) of one channel; a new one beyond it is refused. */
+  maxPresence: number;
   /** Ping a client that sent nothing for this long; 0 disables pings. */
   pingInterval: number;
   /** A pinged client that sends nothing for this long is disconnected. */

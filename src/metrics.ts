@@ -43,6 +43,8 @@ export interface GaugeSnapshot {
   queuedBytes: number;
   /** Bytes of the slabs the read and handshake buffer pools hold (in use or spare). */
   readBufferBytes: number;
+  /** Presence members (users) of channels that keep presence, local to this instance. */
+  presenceMembers?: number;
 }
 
 /** Every counter the server keeps. */
@@ -83,6 +85,8 @@ export class Metrics {
   sseSlowConsumers = 0;
   /** HTTP requests refused before routing (421: a Host that is not a name of the server). */
   readonly httpRejected: LabeledCounter = new LabeledCounter();
+  /** Subscriptions refused because the channel had `--max-presence` members already. */
+  presenceRefused = 0;
   /** Clients dropped because their queue overflowed. */
   slowConsumerDisconnects = 0;
   /** Clients dropped because a write stalled past `--send-timeout`. */
@@ -213,7 +217,7 @@ export class Metrics {
     metric(
       "push_management_rejected_total",
       "counter",
-      "GET /channels, GET /history and POST /unsubscribe requests refused, by HTTP status.",
+      "GET /channels, /history, /presence and POST /unsubscribe requests refused, by HTTP status.",
       labeled("status", this.managementRejected),
     );
     metric(
@@ -239,6 +243,12 @@ export class Metrics {
       "counter",
       "HTTP requests refused before routing (421 unknown Host), by status.",
       labeled("status", this.httpRejected),
+    );
+    metric(
+      "push_presence_refused_total",
+      "counter",
+      "Subscriptions refused: a new member of a channel that had --max-presence members.",
+      single(this.presenceRefused),
     );
     metric(
       "push_slow_consumer_disconnects_total",
@@ -330,6 +340,12 @@ export class Metrics {
       "gauge",
       "Bytes of the slabs idle reads and handshakes read into (in use or spare).",
       single(g?.readBufferBytes ?? 0),
+    );
+    metric(
+      "push_presence_members",
+      "gauge",
+      "Presence members (users) of channels that keep presence, connected to this instance.",
+      single(g?.presenceMembers ?? 0),
     );
     return out.join("\n") + "\n";
   }

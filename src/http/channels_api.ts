@@ -1,7 +1,8 @@
 /**
  * The read side of the management API: `GET /channels` (every channel with local subscribers,
  * their count, and where the channel stands) and `GET /history?channel=C&since=EPOCH:ID&limit=N`
- * (the stored publications in the envelope clients get on the WebSocket). Both take the API key
+ * (the stored publications in the envelope clients get on the WebSocket), and
+ * `GET /presence?channel=C` (the members of a channel that keeps presence). All take the API key
  * (`--publish-token`) exactly as `POST /disconnect` does; without one, loopback peers that are
  * not browsers only.
  *
@@ -12,6 +13,7 @@ import type { Metrics } from "../metrics.ts";
 import type { Broker, ChannelState, HistoryEntry } from "../push/broker.ts";
 import { isValidChannelName, parsePosition } from "../push/channel_hub.ts";
 import { gapIn, precheck, reasons } from "../push/recovery.ts";
+import type { PresenceMember } from "../push/presence.ts";
 import { ApiError, ApiKey, bearerToken, jsonResponse } from "./api_key.ts";
 
 /** Publications `GET /history` returns without `?limit=`. */
@@ -25,6 +27,8 @@ export interface ChannelsView {
   channels(): { channel: string; subscribers: number }[];
   /** Where channels stand and what their history holds. */
   broker: Pick<Broker, "channelState" | "historyAfter">;
+  /** The members of a channel that keeps presence; null for one that keeps none. */
+  presenceOf?(channel: string): PresenceMember[] | Promise<PresenceMember[]> | null;
 }
 
 /** Options of {@linkcode createChannelsApi}. */
@@ -61,7 +65,7 @@ function parseLimit(text: string | null): number {
   return limit;
 }
 
-/** Creates the handlers of `GET /channels` and `GET /history`. */
+/** Creates the handlers of `GET /channels`, `GET /history` and `GET /presence`. */
 export function createChannelsApi(options: ChannelsApiOptions) {
   const key = new ApiKey(options.token, "management");
   const { view, logger } = options;
@@ -155,5 +159,21 @@ export function createChannelsApi(options: ChannelsApiOptions) {
     };
   });
 
-  return { channels, history };
+  const presence = guarded("read presence", async (url) => {
+    const channel = url.searchParams.get("channel") ?? "";
+    if (!isValidChannelName(channel)) {
+      throw new ApiError(400, "Invalid or missing ?channel=: use 1-64 of A-Z a-z 0-9 _ - .");
+    }
+    const users = view.presenceOf?.(channel) ?? null;
+    // A channel --presence does not match has no members to list: not found, said so.
+    if (users === null) {
+      throw new ApiError(
+        404,
+        `Channel ${channel} keeps no presence: it does not match --presence.`,
+      );
+    }
+    return { channel, users: await users };
+  });
+
+  return { channels, history, presence };
 }

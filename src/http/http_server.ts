@@ -36,7 +36,7 @@ export interface HttpServerOptions {
   demo: boolean;
   /** The channel engine the publish API publishes to. */
   hub: ChannelHub;
-  /** What `GET /channels` and `GET /history` read (the hub); absent, they answer 404. */
+  /** What `GET /channels`, `/history` and `/presence` read (the hub); absent, they answer 404. */
   view?: ChannelsView;
   /** Bearer token for the publish API; empty = loopback only. */
   publishToken: string;
@@ -173,6 +173,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     }
     if (url.pathname === "/channels" && management) {
       return management.channels(request, (info.remoteAddr as Deno.NetAddr).hostname);
+    }
+    if (url.pathname === "/presence" && management) {
+      return management.presence(request, (info.remoteAddr as Deno.NetAddr).hostname);
     }
     if (url.pathname === "/history" && management) {
       return management.history(request, (info.remoteAddr as Deno.NetAddr).hostname);

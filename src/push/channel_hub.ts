@@ -25,7 +25,8 @@ export interface ChannelHub {
   publish(channel: string, data: Publication): PublishResult | Promise<PublishResult>;
   /**
    * Subscribes `subscriber`: a `subscribed` notice then live publications; with `since`, the
-   * publications after it first, or a `lost` notice. False when already subscribed.
+   * publications after it first, or a `lost` notice. False when already subscribed, or when
+   * refused (a new presence member beyond `--max-presence`: the subscriber was sent the error).
    */
   subscribe(subscriber: Subscriber, channel: string, since?: Position): boolean;
   /** Removes `subscriber` from `channel`; false when it was not subscribed. */

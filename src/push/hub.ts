@@ -9,6 +9,7 @@ import type { ChannelHub, HubStats } from "./channel_hub.ts";
 import type { Broker, Position, Publication } from "./broker.ts";
 import { Recovery } from "./recovery.ts";
 import { LocalSubscriptions, type Subscriber } from "./subscriptions.ts";
+import { type Presence, type PresenceMember, userOfSubject } from "./presence.ts";
 
 /**
  * Channels for the push endpoint and the publish API, whatever broker holds them.
@@ -26,11 +27,30 @@ export class Hub<B extends Broker = Broker> implements ChannelHub {
   readonly #logger: Logger | undefined;
   readonly #local = new LocalSubscriptions();
   readonly #recovery: Recovery;
+  readonly #presence: Presence | null;
 
-  /** Creates the engine on `broker` (attaching to its events); `logger` hears of gaps. */
-  constructor(broker: B, logger?: Logger) {
+  /**
+   * Creates the engine on `broker` (attaching to its events); `logger` hears of gaps; with
+   * `presence`, the channels it keeps track their members (`--presence`).
+   */
+  constructor(broker: B, logger?: Logger, presence?: Presence) {
     this.broker = broker;
     this.#logger = logger;
+    this.#presence = presence ?? null;
+    // A notice about a user goes to every joined subscriber but that user's own connections
+    // (a copy of the list: a send may drop a slow consumer, which leaves the channel). A refusal
+    // decided in Redis takes the user's connections out of the channel, each told why.
+    presence?.attach((channel, text, user) => {
+      for (const subscriber of [...this.#local.subscribers(channel, true)]) {
+        if (userOfSubject(subscriber) !== user) subscriber.sendText(text);
+      }
+    }, (channel, user, error) => {
+      for (const subscriber of [...this.#local.subscribers(channel)]) {
+        if (userOfSubject(subscriber) !== user || !this.unsubscribe(subscriber, channel)) continue;
+        this.#logger?.info("presence.refused", { client: subscriber.id, channel });
+        subscriber.sendText(JSON.stringify({ error, channel }));
+      }
+    });
     this.#recovery = new Recovery({ broker, local: this.#local, logger });
     broker.attach({
       onPublication: (channel, id, frame) =>
@@ -72,9 +92,21 @@ export class Hub<B extends Broker = Broker> implements ChannelHub {
    * A replay is paced by the subscriber's writer: it queues at most half its queue limit at a
    * time and the next part when the queue has drained, so a resume larger than the queue
    * streams instead of dropping the client as a slow consumer.
+   *
+   * In a channel that keeps presence, a new member beyond `--max-presence` is refused: the
+   * subscriber gets `{"error":…,"channel":…}` (sent here, so every transport tells it) and
+   * the answer is false, as when it was already subscribed.
    */
   subscribe(subscriber: Subscriber, channel: string, since?: Position): boolean {
-    if (!this.#local.add(subscriber, channel, since)) return false;
+    if (this.#local.has(subscriber, channel)) return false;
+    const refusal = this.#presence?.refusal(subscriber, channel);
+    if (refusal) {
+      this.#logger?.info("presence.refused", { client: subscriber.id, channel });
+      subscriber.sendText(JSON.stringify({ error: refusal, channel }));
+      return false;
+    }
+    this.#local.add(subscriber, channel, since);
+    this.#presence?.added(subscriber, channel);
     this.#recovery.catchUp(channel);
     return true;
   }
@@ -82,8 +114,18 @@ export class Hub<B extends Broker = Broker> implements ChannelHub {
   /** Removes `subscriber` from `channel`; false when it was not subscribed. */
   unsubscribe(subscriber: Subscriber, channel: string): boolean {
     const left = this.#local.remove(subscriber, channel);
+    if (left === null) return false;
+    this.#presence?.removed(subscriber, channel);
     if (left === "last") this.broker.unwatch(channel);
-    return left !== null;
+    return true;
+  }
+
+  /**
+   * The members of `channel` (`GET /presence`), cluster-wide with Redis; null when it keeps no
+   * presence (not matched by `--presence`).
+   */
+  presenceOf(channel: string): PresenceMember[] | Promise<PresenceMember[]> | null {
+    return this.#presence?.list(channel) ?? null;
   }
 
   /** Removes `subscriber` from every channel (it disconnected). */
@@ -111,6 +153,8 @@ export class Hub<B extends Broker = Broker> implements ChannelHub {
   /** Stops retries and the broker, then waits for catch-ups in flight. */
   async close(): Promise<void> {
     this.#recovery.close();
+    // Before the broker: with Redis, this instance's entries leave through its connection.
+    await this.#presence?.close();
     await this.broker.close();
     await this.#recovery.settled();
   }

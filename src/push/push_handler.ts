@@ -108,7 +108,9 @@ export function createPushHandler(options: PushHandlerOptions): PeerHandler {
         `Too many subscriptions: at most ${options.maxSubscriptions} channels per client.`,
       );
     }
-    if (!hub.subscribe(c, channel, since)) return sendError(c, `Already subscribed to ${channel}.`);
+    if (mine.has(channel)) return sendError(c, `Already subscribed to ${channel}.`);
+    // False here: refused for presence (--max-presence), and the hub told the client why.
+    if (!hub.subscribe(c, channel, since)) return;
     if (logger.enabled("info")) { // one per client at connect: no garbage when not logged
       logger.info("client.subscribe", {
         client: c.id,

@@ -11,7 +11,8 @@
  *   publications; when both connections are back (every subscription restored), the engine
  *   catches every local client up from history.
  * - A control channel (`push:control`) carries instructions for every instance — today
- *   `POST /disconnect`'s: `{"disconnect":SUB,"from":INSTANCE}`. Each instance subscribes to it
+ *   `POST /disconnect`'s `{"disconnect":SUB,"from":INSTANCE}`, `POST /unsubscribe`'s, presence's
+ *   joins and leaves (`control.ts`). Each instance subscribes to it
  *   at start and hands the messages of the other instances to `onControl`.
  *
  * @module
@@ -34,6 +35,9 @@ import {
   type Publication,
   type PublishResult,
 } from "./broker.ts";
+import { type ControlMessage, parseControl } from "./control.ts";
+
+export type { ControlMessage } from "./control.ts";
 
 /** Options of {@linkcode RedisBroker}. */
 export interface RedisBrokerOptions {
@@ -56,13 +60,6 @@ export interface RedisBrokerOptions {
    */
   onControl?: (message: ControlMessage) => void;
 }
-
-/** An instruction for every server instance, sent with {@linkcode RedisBroker.broadcastControl}. */
-export type ControlMessage =
-  /** Close every local connection of this user (a token's `sub`) with 4003. */
-  | { disconnect: string }
-  /** Take every local connection of this user (`unsubscribe`) out of `channel`. */
-  | { unsubscribe: string; channel: string };
 
 /**
  * KEYS: seq, history stream, epoch, id floor. ARGV: the envelope before the epoch, between
@@ -125,6 +122,11 @@ export class RedisBroker implements Broker {
   readonly #epochCandidate = newEpoch();
   /** This instance on the control channel: it skips its own messages (it acted already). */
   readonly #instance = crypto.randomUUID();
+
+  /** This instance's id (a UUID): its own control messages are skipped, its presence keyed. */
+  get instance(): string {
+    return this.#instance;
+  }
 
   /** Creates the broker; call {@linkcode RedisBroker.start} to connect. */
   constructor(options: RedisBrokerOptions) {
@@ -369,13 +371,7 @@ export class RedisBroker implements Broker {
     } catch {
       message = null;
     }
-    const control: ControlMessage | null = typeof message?.from !== "string"
-      ? null
-      : typeof message.disconnect === "string"
-      ? { disconnect: message.disconnect }
-      : typeof message.unsubscribe === "string" && typeof message.channel === "string"
-      ? { unsubscribe: message.unsubscribe, channel: message.channel }
-      : null;
+    const control = parseControl(message);
     if (control === null) {
       this.#options.logger.warn("redis.control_invalid", { bytes: payload.length });
       return;

@@ -27,6 +27,8 @@ export interface Subscriber {
    * itself by this, so a resume larger than the queue streams instead of overflowing it.
    */
   onDrain(callback: () => void): void;
+  /** Who it is (a verified token's identity), for presence; null or absent without one. */
+  readonly identity?: unknown;
 }
 
 const NO_CHANNELS: ReadonlySet<string> = new Set();
@@ -259,6 +261,21 @@ export class LocalSubscriptions {
   /** The channels `subscriber` is in. */
   subscriptionsOf(subscriber: Subscriber): ReadonlySet<string> {
     return this.#index.of(subscriber);
+  }
+
+  /** Whether `subscriber` is in `channel`. */
+  has(subscriber: Subscriber, channel: string): boolean {
+    return this.#index.has(subscriber, channel);
+  }
+
+  /** The subscribers of `channel`; with `joinedOnly`, those that got `subscribed` (or `lost`). */
+  *subscribers(channel: string, joinedOnly = false): Generator<Subscriber> {
+    const local = this.#channels.get(channel);
+    if (!local) return;
+    yield* local.group;
+    for (const state of local.states.values()) {
+      if (state.joined || !joinedOnly) yield state.subscriber;
+    }
   }
 
   /** The channels `subscriber` is in, as a new array (safe to iterate while removing). */

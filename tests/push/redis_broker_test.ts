@@ -209,7 +209,13 @@ Deno.test("Redis: broadcastControl reaches every other broker's onControl, never
       historySize: 0,
       logger,
       onControl: (m) => {
-        heard[name].push("disconnect" in m ? m.disconnect : `${m.unsubscribe}/${m.channel}`);
+        heard[name].push(
+          "disconnect" in m
+            ? m.disconnect
+            : "presence" in m
+            ? `${m.presence}:${m.user}`
+            : `${m.unsubscribe}/${m.channel}`,
+        );
         arrived();
       },
     })

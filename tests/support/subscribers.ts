@@ -6,6 +6,8 @@ import { Hub } from "../../src/push/hub.ts";
 import { MemoryBroker, type MemoryBrokerOptions } from "../../src/push/memory_broker.ts";
 import type { Subscriber } from "../../src/push/subscriptions.ts";
 import { MessageReader } from "../../src/protocol/message.ts";
+import type { Identity } from "../../src/push/auth.ts";
+import { ChannelPatterns } from "../../src/push/channel_patterns.ts";
 
 /** The in-process engine: a hub on a memory broker. */
 export function memoryHub(options: MemoryBrokerOptions): Hub<MemoryBroker> {
@@ -45,6 +47,25 @@ export class Recorder implements Subscriber {
   readonly queuedBytes = 0;
   readonly maxQueueBytes = Infinity;
   onDrain(): void {}
+}
+
+/** A recording subscriber that is `user` (with `info` as its claim). */
+export class Member extends Recorder {
+  readonly identity: Identity | null;
+  constructor(user: string | null, info?: Record<string, unknown>) {
+    super();
+    this.identity = user === null ? null : {
+      user,
+      expiresAt: Infinity,
+      channels: ChannelPatterns.NONE,
+      publish: ChannelPatterns.NONE,
+      ...(info ? { info: JSON.stringify(info) } : {}),
+    };
+  }
+  /** Its presence notices. */
+  get presence(): Record<string, unknown>[] {
+    return this.notices.filter((n) => n.notice === "join" || n.notice === "leave");
+  }
 }
 
 /** A subscriber with a bounded queue that drains only when the test says so (its writer). */

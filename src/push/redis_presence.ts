@@ -1,0 +1,239 @@
+/**
+ * Presence shared by every instance through Redis (README, "Presence"). Per channel, in one
+ * hash slot (`{C}`):
+ *
+ * - `push:{C}:presence` — a ZSET of `INSTANCE|USER` entries scored by when they expire;
+ * - `push:{C}:presence:info` — a HASH `INSTANCE|USER` → `CONNECTIONS\nINFO` (INFO: the `info`
+ *   claim's JSON text, or empty);
+ * - `push:{C}:presence:users` — a HASH `USER` → how many instances hold an entry for it, so
+ *   a join (0 → 1) and a leave (1 → 0) are decided cluster-wide, atomically, in one script.
+ *
+ * Each instance re-scores its own entries every {@linkcode PRESENCE_REFRESH_MS} to expire
+ * {@linkcode PRESENCE_TTL_MS} later, and every script first removes the entries that expired
+ * (an instance that died without saying goodbye), so a query costs O(members) and the data
+ * cleans itself up: a dead instance's members vanish from `GET /presence` within the TTL, and the
+ * leave notices of those that had no other connection are sent by the first survivor whose
+ * refresh (or query) removes them, at most TTL + refresh after the last refresh of the dead one.
+ * The keys themselves expire with the TTL when no instance refreshes them any more.
+ *
+ * The notices of joins and leaves decided here go to this instance's subscribers and, through
+ * the control channel (`push:control`, see `control.ts`), to every other instance's: never
+ * through the channel's stream, so they take no id and stay out of history.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { ControlMessage } from "./control.ts";
+import {
+  listed,
+  type LocalMember,
+  type Presence,
+  type PresenceChange,
+  type PresenceMember,
+  type SharedPresence,
+} from "./presence.ts";
+
+/** How often each instance re-scores its entries (and removes expired ones) by default. */
+export const PRESENCE_REFRESH_MS = 5_000;
+
+/** How long an entry lives without a refresh by default: three refreshes may be missed. */
+export const PRESENCE_TTL_MS = 3 * PRESENCE_REFRESH_MS;
+
+/**
+ * KEYS: zset, info hash, users hash. ARGV: ttl ms, "list" or "", the most members, then triples
+ * of entry, user, value ("" removes the entry). Returns users joined, users left, members, (with
+ * "list") the info hash as a flat array, and the users refused: new members of a full channel,
+ * whose entries were not written. Redis's own clock (TIME) scores entries, so instances' clocks may
+ * disagree without harm.
+ */
+const SYNC_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local left, joined = {}, {}
+local function drop(f, user)
+  redis.call('HDEL', KEYS[2], f)
+  if redis.call('HINCRBY', KEYS[3], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[3], user)
+    left[#left + 1] = user
+  end
+end
+for _, f in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('ZREM', KEYS[1], f)
+  drop(f, string.sub(f, (string.find(f, '|', 1, true) or 0) + 1))
+end
+local ttl, max = tonumber(ARGV[1]), tonumber(ARGV[3])
+local kept, refused = false, {}
+for i = 4, #ARGV, 3 do
+  local f, user, v = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if v == '' then
+    if redis.call('ZREM', KEYS[1], f) == 1 then drop(f, user) end
+  elseif not redis.call('ZSCORE', KEYS[1], f) and not redis.call('HGET', KEYS[3], user)
+    and redis.call('HLEN', KEYS[3]) >= max then
+    refused[#refused + 1] = user
+  else
+    kept = true
+    if redis.call('ZADD', KEYS[1], now + ttl, f) == 1 then
+      if redis.call('HINCRBY', KEYS[3], user, 1) == 1 then joined[#joined + 1] = user end
+    end
+    redis.call('HSET', KEYS[2], f, v)
+  end
+end
+if kept then
+  for k = 1, 3 do redis.call('PEXPIRE', KEYS[k], ttl) end
+end
+local listing = {}
+if ARGV[2] == 'list' then listing = redis.call('HGETALL', KEYS[2]) end
+return {joined, left, redis.call('HLEN', KEYS[3]), listing, refused}
+`;
+
+/** What the shared presence needs of the Redis broker. */
+export interface PresenceLink {
+  /** Runs one command (rejects while Redis is away). */
+  command(args: readonly (string | number | Uint8Array)[]): Promise<unknown>;
+  /** Sends a control message to every other instance. */
+  broadcastControl(message: ControlMessage): Promise<number>;
+  /** The key prefix (`push:`). */
+  readonly prefix: string;
+  /** This instance's id (a UUID: no `|` in it). */
+  readonly instance: string;
+}
+
+/** Options of {@linkcode RedisPresence}. */
+export interface RedisPresenceOptions {
+  /** The Redis broker. */
+  link: PresenceLink;
+  /** The local table, and where notices are delivered to local subscribers. */
+  presence: Presence;
+  /** Where failures are logged. */
+  logger: Logger;
+  /** How often entries are refreshed (default {@linkcode PRESENCE_REFRESH_MS}). */
+  refreshMs?: number;
+  /** How long an entry lives without a refresh (default {@linkcode PRESENCE_TTL_MS}). */
+  ttlMs?: number;
+}
+
+type SyncReply = [Uint8Array[], Uint8Array[], number, Uint8Array[], Uint8Array[]];
+
+const decoder = new TextDecoder();
+
+/** The cluster's presence in Redis, this instance's part kept fresh. */
+export class RedisPresence implements SharedPresence {
+  readonly #o: RedisPresenceOptions;
+  readonly #ttl: number;
+  readonly #tasks = new Set<Promise<void>>();
+  readonly #timer: ReturnType<typeof setInterval>;
+  #closed = false;
+
+  /** Starts refreshing this instance's entries; {@linkcode RedisPresence.close} stops it. */
+  constructor(options: RedisPresenceOptions) {
+    this.#o = options;
+    const refresh = options.refreshMs ?? PRESENCE_REFRESH_MS;
+    this.#ttl = options.ttlMs ?? 3 * refresh;
+    this.#timer = setInterval(() => this.#refresh(), refresh);
+  }
+
+  /** See {@linkcode SharedPresence.changed}: this instance's entry is written (or removed). */
+  changed(channel: string, user: string, member: LocalMember | undefined): void {
+    this.#track(this.#sync(channel, [user], false, member === undefined ? "" : valueOf(member)));
+  }
+
+  /** See {@linkcode SharedPresence.list}: every live entry, summed by user. */
+  async list(channel: string): Promise<PresenceMember[]> {
+    const listing = (await this.#sync(channel, [], true))[3];
+    const byUser = new Map<string, { connections: number; info: string }>();
+    for (let i = 0; i + 1 < listing.length; i += 2) {
+      const entry = decoder.decode(listing[i]);
+      const user = entry.slice(entry.indexOf("|") + 1);
+      const value = decoder.decode(listing[i + 1]);
+      const newline = value.indexOf("\n");
+      const connections = Number(value.slice(0, newline)) || 0;
+      const had = byUser.get(user);
+      if (had) had.connections += connections;
+      else byUser.set(user, { connections, info: value.slice(newline + 1) });
+    }
+    return [...byUser].map(([user, m]) => listed(user, m.connections, m.info));
+  }
+
+  /** Stops refreshing; with `goodbye`, removes what is left of this instance's entries. */
+  async close(goodbye = true): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    if (goodbye) {
+      for (const [channel, members] of this.#o.presence.table.channels()) {
+        this.#track(this.#sync(channel, [...members.keys()], false, ""));
+      }
+    }
+    while (this.#tasks.size > 0) await Promise.all(this.#tasks);
+  }
+
+  /** Re-scores every local entry (and so removes expired ones in each channel held here). */
+  #refresh(): void {
+    const table = this.#o.presence.table;
+    for (const [channel, members] of table.channels()) {
+      this.#track(this.#sync(channel, [...members.keys()], false));
+    }
+  }
+
+  /** Runs `promise` in the background, its failure logged (the next refresh repairs). */
+  #track(promise: Promise<unknown>): void {
+    const task = promise.then(() => {}, (err) => {
+      this.#o.logger.warn("presence.redis_failed", { error: String(err) });
+    });
+    this.#tasks.add(task);
+    task.finally(() => this.#tasks.delete(task));
+  }
+
+  /**
+   * One script run on `channel`: `users`' entries written from the local table (or removed with
+   * `value` ""), expired entries removed, the resulting joins and leaves notified.
+   */
+  async #sync(channel: string, users: string[], list: boolean, value?: string): Promise<SyncReply> {
+    const { link, presence } = this.#o;
+    const args: (string | number)[] = [this.#ttl, list ? "list" : "", presence.maxMembers];
+    for (const user of users) {
+      const member = presence.table.get(channel, user);
+      args.push(`${link.instance}|${user}`, user, value ?? (member ? valueOf(member) : ""));
+    }
+    const key = `${link.prefix}{${channel}}:presence`;
+    const reply = await link.command([
+      "EVAL",
+      SYNC_SCRIPT,
+      3,
+      key,
+      `${key}:info`,
+      `${key}:users`,
+      ...args,
+    ]) as SyncReply;
+    for (const user of reply[4]) presence.refused(channel, utf8(user));
+    for (const user of reply[1]) this.#announce({ notice: "leave", channel, user: utf8(user) });
+    for (const joined of reply[0]) {
+      const user = utf8(joined);
+      this.#announce({
+        notice: "join",
+        channel,
+        user,
+        info: presence.table.get(channel, user)?.info,
+      });
+    }
+    return reply;
+  }
+
+  /** Tells this instance's subscribers and every other instance's. */
+  #announce(change: PresenceChange): void {
+    this.#o.presence.notify(change);
+    const { notice, channel, user, info } = change;
+    const message: ControlMessage = info === undefined
+      ? { presence: notice, channel, user }
+      : { presence: notice, channel, user, info };
+    this.#track(this.#o.link.broadcastControl(message));
+  }
+}
+
+function valueOf(member: LocalMember): string {
+  return `${member.connections}\n${member.info ?? ""}`;
+}
+
+function utf8(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}

@@ -1,0 +1,192 @@
+/**
+ * Presence across instances through one real redis-server: two servers share the member list and
+ * each other's join/leave notices (a user on both is one member), notices take no id, and an
+ * instance that dies without goodbye loses its members within the TTL, with leave notices sent by
+ * the survivor.
+ */
+import { assertEquals } from "@std/assert";
+import { Hub } from "../../src/push/hub.ts";
+import { RedisBroker } from "../../src/push/redis_broker.ts";
+import { Presence } from "../../src/push/presence.ts";
+import { RedisPresence } from "../../src/push/redis_presence.ts";
+import { ChannelPatterns } from "../../src/push/channel_patterns.ts";
+import { parseRedisUrl } from "../../src/redis/url.ts";
+import { Logger } from "../../src/log.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { startRedisServer } from "../support/redis_server.ts";
+import { pollUntil, withDeadline } from "../support/async.ts";
+import { TestSocket } from "../support/ws_client.ts";
+import { claims, hsToken, SECRET } from "../support/jwt.ts";
+import { Member } from "../support/subscribers.ts";
+
+const KEY = { authorization: "Bearer api-key" };
+
+async function join(server: TestServer, user: string): Promise<TestSocket> {
+  const token = await hsToken(claims(user, { channels: ["room.*"], info: { name: user } }));
+  const ws = new TestSocket(`${server.wsUrl}/?demo=false&channels=room.1&token=${token}`);
+  await ws.nextMatching(/"notice":"subscribed"/);
+  return ws;
+}
+
+async function users(server: TestServer, channel = "room.1"): Promise<unknown> {
+  const response = await fetch(`${server.httpUrl}/presence?channel=${channel}`, { headers: KEY });
+  assertEquals(response.status, 200);
+  return (await response.json()).users;
+}
+
+Deno.test("Redis: two instances share presence and each other's join and leave notices", async () => {
+  await using redis = await startRedisServer();
+  const args = [
+    "--redis",
+    redis.url,
+    "--jwt-secret",
+    SECRET,
+    "--publish-token",
+    "api-key",
+    "--presence",
+    "room.*",
+  ];
+  await using a = await startTestServer(args);
+  await using b = await startTestServer(args);
+  for (const s of [a, b]) {
+    await withDeadline((s.hub as Hub<RedisBroker>).broker.ready(), 10_000, "redis");
+  }
+  await using bob = await join(b, "bob");
+  const alice = await join(a, "alice");
+  assertEquals(JSON.parse(await bob.nextMatching(/"notice":"join"/)), {
+    notice: "join",
+    channel: "room.1",
+    user: "alice",
+    info: { name: "alice" },
+  });
+  // A second connection of alice, on the other instance: still one member, no second join.
+  const aliceOnB = await join(b, "alice");
+  const expected = [
+    { user: "bob", connections: 1, info: { name: "bob" } },
+    { user: "alice", connections: 2, info: { name: "alice" } },
+  ];
+  const sorted = (list: unknown) =>
+    (list as { user: string }[]).toSorted((x, y) => x.user.localeCompare(y.user));
+  await pollUntil(
+    async () => JSON.stringify(sorted(await users(a))) === JSON.stringify(sorted(expected)),
+    5000,
+    "both instances' entries in GET /presence",
+  );
+  assertEquals(sorted(await users(b)), sorted(expected));
+  await alice[Symbol.asyncDispose]();
+  await aliceOnB[Symbol.asyncDispose]();
+  // The next presence notice bob gets is alice's leave (her first tab's close was no leave).
+  assertEquals(JSON.parse(await bob.nextMatching(/"notice":"(join|leave)"/)), {
+    notice: "leave",
+    channel: "room.1",
+    user: "alice",
+  });
+  assertEquals(await users(a), [{ user: "bob", connections: 1, info: { name: "bob" } }]);
+  // Notices never entered the channel's ids or history.
+  const history = await fetch(`${a.httpUrl}/history?channel=room.1`, { headers: KEY });
+  assertEquals((await history.json()).publications, []);
+});
+
+Deno.test("Redis: --max-presence counts the members of every instance", async () => {
+  await using redis = await startRedisServer();
+  const args = [
+    "--redis",
+    redis.url,
+    "--jwt-secret",
+    SECRET,
+    "--publish-token",
+    "api-key",
+    "--presence",
+    "room.*",
+    "--max-presence",
+    "2",
+  ];
+  await using a = await startTestServer(args);
+  await using b = await startTestServer(args);
+  for (const s of [a, b]) {
+    await withDeadline((s.hub as Hub<RedisBroker>).broker.ready(), 10_000, "redis");
+  }
+  await using alice = await join(a, "alice");
+  await using bob = await join(b, "bob");
+  await alice.nextMatching(/"notice":"join","channel":"room.1","user":"bob"/);
+  // A has one member of its own, but the channel has two: Redis refuses carol, who gets the error
+  // and never `subscribed` (the script answers before the join's reads).
+  const token = await hsToken(claims("carol", { channels: ["room.*"] }));
+  await using carol = new TestSocket(`${a.wsUrl}/?demo=false&channels=room.1&token=${token}`);
+  assertEquals(JSON.parse(await carol.next() as string), {
+    error: "Too many members in room.1: at most 2 users keep presence in one channel " +
+      "(--max-presence).",
+    channel: "room.1",
+  });
+  assertEquals(a.hub.subscriptionsOf([...a.ws.clients].at(-1)!).size, 0);
+  // A member's connection on an instance where it is not a member yet is still fine.
+  await using aliceOnB = await join(b, "alice");
+  const users = (await (await fetch(`${b.httpUrl}/presence?channel=room.1`, { headers: KEY }))
+    .json()).users as { user: string; connections: number }[];
+  assertEquals(users.map((u) => `${u.user}:${u.connections}`).sort(), ["alice:2", "bob:1"]);
+  void bob;
+  void aliceOnB;
+});
+
+/** One instance built by hand, with short presence timings. */
+function instance(url: string, logger: Logger, timings: { refreshMs: number; ttlMs: number }) {
+  const presence = new Presence({ patterns: ChannelPatterns.parse(["room.*"]), maxMembers: 100 });
+  const broker = new RedisBroker({
+    redis: parseRedisUrl(url),
+    historySize: 10,
+    logger,
+    onControl: (m) => {
+      if ("presence" in m) {
+        presence.notify({ notice: m.presence, channel: m.channel, user: m.user, info: m.info });
+      }
+    },
+  });
+  const shared = new RedisPresence({ link: broker, presence, logger, ...timings });
+  presence.share(shared);
+  const hub = new Hub(broker, logger, presence);
+  broker.start();
+  return { hub, broker, shared };
+}
+
+Deno.test("Redis: an instance that dies without goodbye loses its members; survivors send leaves", async () => {
+  await using redis = await startRedisServer();
+  const logger = new Logger("error", () => {});
+  const timings = { refreshMs: 100, ttlMs: 400 };
+  const a = instance(redis.url, logger, timings);
+  const b = instance(redis.url, logger, timings);
+  try {
+    await Promise.all([a.broker.ready(), b.broker.ready()]);
+    const watcher = new Member("watcher");
+    a.hub.subscribe(watcher, "room.1");
+    await pollUntil(() => watcher.notices.length > 0, 5000, "the watcher's subscribed notice");
+    const ghost = new Member("ghost", { name: "G" });
+    b.hub.subscribe(ghost, "room.1");
+    await pollUntil(() => watcher.presence.length === 1, 5000, "the ghost's join on A");
+    assertEquals(watcher.presence[0], {
+      notice: "join",
+      channel: "room.1",
+      user: "ghost",
+      info: { name: "G" },
+    });
+    // Several refreshes pass: the ghost stays (its instance keeps its entry alive).
+    const kept = performance.now();
+    await pollUntil(() => performance.now() - kept > 3 * timings.ttlMs, 5000, "time to pass");
+    assertEquals((await a.hub.presenceOf("room.1"))?.map((m) => m.user).sort(), [
+      "ghost",
+      "watcher",
+    ]);
+    // B dies: no refresh, no goodbye, its Redis connections gone.
+    const died = performance.now();
+    await b.shared.close(false);
+    await b.broker.close();
+    await pollUntil(() => watcher.presence.length === 2, 5000, "the ghost's leave from A");
+    const leaveMs = performance.now() - died;
+    assertEquals(watcher.presence[1], { notice: "leave", channel: "room.1", user: "ghost" });
+    // Bounded: within the TTL plus one refresh (and some slack for a loaded machine).
+    assertEquals(leaveMs < timings.ttlMs + timings.refreshMs + 1000, true, `${leaveMs} ms`);
+    assertEquals(await a.hub.presenceOf("room.1"), [{ user: "watcher", connections: 1 }]);
+  } finally {
+    await a.hub.close();
+    await b.hub.close();
+  }
+});
