@@ -40,6 +40,10 @@ export interface ServerLimits extends ConnectionLimits {
   readonly handshakeTimeout: number;
   /** Write coalescing delay in ms; 0 writes at once. */
   readonly writeDelay: number;
+  /** Negotiate permessage-deflate with clients that offer it (default: decline it). */
+  readonly deflate?: boolean;
+  /** Messages under this many payload bytes go uncompressed to deflate clients (default 256). */
+  readonly deflateMinBytes?: number;
 }
 
 /**
@@ -52,6 +56,8 @@ export interface ConnectionOptions {
   limits: ConnectionLimits;
   /** The reader's limits, made once from `limits`. */
   reader: MessageReaderOptions;
+  /** Messages under this many bytes go uncompressed to connections with deflate. */
+  deflateMinBytes: number;
   /** Defers writer wake-ups so publishes coalesce; null writes at once. */
   scheduler: WriteScheduler | null;
   /** The server's outgoing backlog, for publisher back-pressure; null counts nothing. */

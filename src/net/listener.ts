@@ -23,6 +23,7 @@ import type { Metrics } from "../metrics.ts";
 import { WriteScheduler } from "./outbox/write_scheduler.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import { Connection, formatAddr } from "./connection.ts";
+import { DeflateAgreements } from "./deflate_agreements.ts";
 import type { ConnectionOptions, ServerLimits } from "./limits.ts";
 import {
   type Authorized,
@@ -115,6 +116,7 @@ export class WebSocketServer {
   #reserved = 0;
   #scheduler: WriteScheduler | null = null;
   #closing = false;
+  readonly #deflate = new DeflateAgreements();
   #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
 
   /** Creates the server on its bound listener; nothing is accepted before `start`. */
@@ -249,7 +251,7 @@ export class WebSocketServer {
       }
       this.#pending.delete(pending);
       // The connection writes the 101 response itself, together with its first messages.
-      this.#open(conn, head.leftover, result, buildAcceptResponse(accept), authorized);
+      this.#open(conn, head.leftover, result, accept, authorized);
     } catch (err) {
       if (!isSocketError(err)) {
         this.#options.logger.error("handshake.internal_error", { error: String(err) });
@@ -301,10 +303,11 @@ export class WebSocketServer {
     conn: Deno.Conn,
     leftover: Uint8Array,
     request: UpgradeRequest,
-    response: Uint8Array,
+    accept: string,
     authorized: Authorized | null,
   ): void {
     const o = this.#options;
+    const deflate = this.#deflate.negotiate(o.limits.deflate, request.headers);
     const c = new Connection(
       conn,
       this.#connectionOptions(request.path),
@@ -317,6 +320,7 @@ export class WebSocketServer {
       ),
     );
     if (authorized !== null) c.identity = authorized.identity;
+    if (deflate !== null) c.deflate = deflate.params;
     // Guarded: at the usual level these fields would be garbage made for nothing, per client.
     if (o.logger.enabled("info")) {
       o.logger.info("handshake.accepted", {
@@ -326,13 +330,15 @@ export class WebSocketServer {
         // Never the token itself: log lines travel further than the server's secrets.
         query: redactParam(request.search, CREDENTIAL_PARAM).slice(0, 500) || undefined,
         origin: request.origin,
+        deflate: deflate?.response,
       });
     }
     // Nothing that can throw between registering the client and starting its loops (open()
     // starts them whatever its handler does): a registered client can always close and end.
     this.#clients.add(c);
     o.metrics.connectionsTotal++;
-    c.open(response, leftover);
+    if (deflate !== null) o.metrics.deflate.connections++;
+    c.open(buildAcceptResponse(accept, deflate?.response), leftover);
   }
 
   /** The options every connection of the route at `path` shares (made once per route). */
@@ -347,12 +353,16 @@ export class WebSocketServer {
           maxMessageBytes: o.limits.maxMessageBytes,
           maxFragments: o.limits.maxFragments,
         },
+        deflateMinBytes: o.limits.deflateMinBytes ?? 256,
         scheduler: this.#scheduler,
         backlog: o.backlog ?? null,
         handler: o.routes[path],
         logger: o.logger,
         metrics: o.metrics,
-        onFinished: (c) => this.#clients.delete(c),
+        onFinished: (c) => {
+          this.#clients.delete(c);
+          if (c.deflate !== null) o.metrics.deflate.connections--;
+        },
       };
       this.#routeOptions.set(path, options);
     }
