@@ -131,8 +131,8 @@ export const OPTIONS: readonly OptionSpec[] = [
   {
     key: "writeDelay",
     flag: "write-delay",
-    default: "1ms",
-    help: "Coalesce writes for this long so publishes share one write per socket (0 = off).",
+    default: "0",
+    help: "Hold writes this long so publishes share one write per socket (0 = write when due).",
     parse: duration(0, 100),
   },
   {

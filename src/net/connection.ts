@@ -24,6 +24,9 @@ import { clockMs } from "../clock.ts";
 /** The state of the close handshake (RFC 6455 §7). */
 export type ConnectionState = CloseState;
 
+/** `--deflate-min-bytes`' default, for servers made without it (tests). */
+const DEFLATE_MIN_BYTES = 256;
+
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
 
@@ -75,12 +78,14 @@ export class Connection extends ConnectionLifecycle implements Peer, MessageInfl
   /**
    * Starts the connection; the server calls this once, after registering it. `response` (the
    * 101 answer to the handshake) is queued first, then the handler's `onOpen` queues its first
-   * messages, and only then does the push loop start: the response and the first messages
+   * messages, and only then does the writer start: the response and the first messages
    * (a subscription notice, say) leave in one write, which makes handshakes cheaper.
    * `leftover` holds bytes that arrived after the request head: the start of the first frame,
    * parsed before anything else is read.
    */
   open(response: Uint8Array, leftover: Uint8Array): void {
+    // Counted down by the server when the connection has finished.
+    if (this.deflate !== null) this.options.metrics.deflate.connections++;
     this.writer.pushControl(response);
     try {
       this.options.handler.onOpen?.(this);
@@ -122,7 +127,8 @@ export class Connection extends ConnectionLifecycle implements Peer, MessageInfl
     if (this.closing) return false;
     if (this.deflate !== null) {
       const o = this.options;
-      frame = deflatedFrame(frame, this.deflate, o.deflateMinBytes, o.metrics, shared);
+      const minBytes = o.limits.deflateMinBytes ?? DEFLATE_MIN_BYTES;
+      frame = deflatedFrame(frame, this.deflate, minBytes, o.metrics, shared);
     }
     if (this.writer.push(frame)) {
       this.options.metrics.messagesPushed++;

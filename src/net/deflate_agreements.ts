@@ -4,7 +4,11 @@
  *
  * @module
  */
-import { type DeflateAgreement, negotiateDeflate } from "../protocol/deflate.ts";
+import {
+  type DeflateAgreement,
+  type DeflateParams,
+  negotiateDeflate,
+} from "../protocol/deflate.ts";
 
 /**
  * Negotiates permessage-deflate (RFC 7692 §7.1) and interns the agreements by their response
@@ -27,5 +31,21 @@ export class DeflateAgreements {
     if (known !== undefined) return known;
     this.#known.set(agreement.response, agreement);
     return agreement;
+  }
+
+  /**
+   * Negotiates for a new connection (see {@linkcode DeflateAgreements.negotiate}) and gives it
+   * the agreed parameters; returns the `Sec-WebSocket-Extensions` value of its 101, or
+   * undefined when the extension is declined.
+   */
+  attach(
+    connection: { deflate: DeflateParams | null },
+    enabled: boolean | undefined,
+    headers: Map<string, string>,
+  ): string | undefined {
+    const agreement = this.negotiate(enabled, headers);
+    if (agreement === null) return undefined;
+    connection.deflate = agreement.params;
+    return agreement.response;
   }
 }

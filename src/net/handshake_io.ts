@@ -11,7 +11,7 @@ import {
   type HandshakeRejection,
   parseRequestHead,
 } from "../protocol/handshake.ts";
-import { writeFully } from "./outbox/push_loop.ts";
+import { writeFully } from "./outbox/write_batch.ts";
 import { HEAD_SLOT_BYTES, headBuffers } from "./read_buffers.ts";
 import { clockMs } from "../clock.ts";
 

@@ -1,7 +1,7 @@
 /**
  * How a connection ends: the closing handshake's I/O (the rules are the sans-I/O
  * {@linkcode CloseHandshake} of `src/protocol`), the close deadline, the abort signal producers
- * stop on, closing the socket, and finishing once the read and push loops have both ended.
+ * stop on, closing the socket, and finishing once the read loop and the writer have both ended.
  * {@linkcode Connection} extends it (one object per client); the data path is there.
  *
  * @module
@@ -47,7 +47,7 @@ export abstract class ConnectionLifecycle extends ReadLoop implements WriterOwne
   #controller: AbortController | null = null;
   /** Whether the closing began (the controller, if any, is aborted). */
   #aborted = false;
-  /** The read and push loops still running; the connection has finished at 0. */
+  /** The read loop and the writer still running; the connection has finished at 0. */
   #loops = 2;
   /** Created when someone asks for {@linkcode ConnectionLifecycle.finished}. */
   #finished: { promise: Promise<void>; resolve: () => void } | null = null;
@@ -66,7 +66,7 @@ export abstract class ConnectionLifecycle extends ReadLoop implements WriterOwne
   /** A batch was written in full (the data path's part of {@linkcode writerReport}). */
   protected abstract written(bytes: number): void;
 
-  /** Resolves when the socket is closed and the read and push loops have ended. */
+  /** Resolves when the socket is closed and the read loop and the writer have ended. */
   get finished(): Promise<void> {
     if (this.#loops === 0) return Promise.resolve();
     if (this.#finished === null) {

@@ -9,6 +9,7 @@ import type { Metrics } from "../metrics.ts";
 import type { MessageReaderOptions } from "../protocol/message.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import type { WriteScheduler } from "./outbox/write_scheduler.ts";
+import type { WritePool } from "./outbox/write_pool.ts";
 import type { PeerHandler } from "./peer.ts";
 import type { Connection } from "./connection.ts";
 
@@ -26,6 +27,8 @@ export interface ConnectionLimits {
   readonly sendTimeout: number;
   /** Ping the client after this much silence; 0 disables pings. */
   readonly pingInterval: number;
+  /** Messages under this many payload bytes go uncompressed to deflate clients (default 256). */
+  readonly deflateMinBytes?: number;
   /** Drop a pinged client that stays silent this long. */
   readonly pongTimeout: number;
 }
@@ -42,8 +45,6 @@ export interface ServerLimits extends ConnectionLimits {
   readonly writeDelay: number;
   /** Negotiate permessage-deflate with clients that offer it (default: decline it). */
   readonly deflate?: boolean;
-  /** Messages under this many payload bytes go uncompressed to deflate clients (default 256). */
-  readonly deflateMinBytes?: number;
 }
 
 /**
@@ -56,12 +57,12 @@ export interface ConnectionOptions {
   limits: ConnectionLimits;
   /** The reader's limits, made once from `limits`. */
   reader: MessageReaderOptions;
-  /** Messages under this many bytes go uncompressed to connections with deflate. */
-  deflateMinBytes: number;
   /** Defers writer wake-ups so publishes coalesce; null writes at once. */
   scheduler: WriteScheduler | null;
   /** The server's outgoing backlog, for publisher back-pressure; null counts nothing. */
   backlog: Backlog | null;
+  /** The server's write window, shared by every connection. */
+  pool: WritePool;
   /** The route's behaviour. */
   handler: PeerHandler;
   /** Where events are logged. */

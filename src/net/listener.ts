@@ -21,6 +21,7 @@ import {
 import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { WriteScheduler } from "./outbox/write_scheduler.ts";
+import { WritePool } from "./outbox/write_pool.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import { Connection, formatAddr } from "./connection.ts";
 import { DeflateAgreements } from "./deflate_agreements.ts";
@@ -115,6 +116,7 @@ export class WebSocketServer {
   /** Handshakes that passed the client limit and are writing their 101 response. */
   #reserved = 0;
   #scheduler: WriteScheduler | null = null;
+  readonly #pool = new WritePool();
   #closing = false;
   readonly #deflate = new DeflateAgreements();
   #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
@@ -179,6 +181,7 @@ export class WebSocketServer {
     if (this.#handshakes > 0) await new Promise<void>((r) => this.#handshakesDone = r);
     clearInterval(this.#ticker);
     this.#scheduler?.close();
+    this.#pool.close();
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {
@@ -307,7 +310,6 @@ export class WebSocketServer {
     authorized: Authorized | null,
   ): void {
     const o = this.#options;
-    const deflate = this.#deflate.negotiate(o.limits.deflate, request.headers);
     const c = new Connection(
       conn,
       this.#connectionOptions(request.path),
@@ -320,7 +322,7 @@ export class WebSocketServer {
       ),
     );
     if (authorized !== null) c.identity = authorized.identity;
-    if (deflate !== null) c.deflate = deflate.params;
+    const deflate = this.#deflate.attach(c, o.limits.deflate, request.headers);
     // Guarded: at the usual level these fields would be garbage made for nothing, per client.
     if (o.logger.enabled("info")) {
       o.logger.info("handshake.accepted", {
@@ -330,15 +332,14 @@ export class WebSocketServer {
         // Never the token itself: log lines travel further than the server's secrets.
         query: redactParam(request.search, CREDENTIAL_PARAM).slice(0, 500) || undefined,
         origin: request.origin,
-        deflate: deflate?.response,
+        deflate,
       });
     }
     // Nothing that can throw between registering the client and starting its loops (open()
     // starts them whatever its handler does): a registered client can always close and end.
     this.#clients.add(c);
     o.metrics.connectionsTotal++;
-    if (deflate !== null) o.metrics.deflate.connections++;
-    c.open(buildAcceptResponse(accept, deflate?.response), leftover);
+    c.open(buildAcceptResponse(accept, deflate), leftover);
   }
 
   /** The options every connection of the route at `path` shares (made once per route). */
@@ -353,9 +354,9 @@ export class WebSocketServer {
           maxMessageBytes: o.limits.maxMessageBytes,
           maxFragments: o.limits.maxFragments,
         },
-        deflateMinBytes: o.limits.deflateMinBytes ?? 256,
         scheduler: this.#scheduler,
         backlog: o.backlog ?? null,
+        pool: this.#pool,
         handler: o.routes[path],
         logger: o.logger,
         metrics: o.metrics,

@@ -5,7 +5,8 @@
  */
 import { assertEquals } from "@std/assert";
 import { SocketWriter, STALL_MS, type WriterOwner } from "../../src/net/socket_writer.ts";
-import type { ByteWriter } from "../../src/net/outbox/push_loop.ts";
+import type { ByteWriter } from "../../src/net/outbox/write_batch.ts";
+import { WritePool } from "../../src/net/outbox/write_pool.ts";
 
 /** Writes complete only when released, so a write can be held pending. */
 class HeldSocket implements ByteWriter {
@@ -68,4 +69,33 @@ Deno.test("socket writer: the stalled-write clock runs only while a write is pen
   while (owner.reports.length === 0) await Promise.resolve();
   assertEquals(writer.stalledFor(since + 10_000), 0, "written: the clock stops");
   assertEquals(writer.queuedBytes, 0);
+});
+
+Deno.test("socket writers share the window: one batch per turn, frames queued meanwhile join the next", async () => {
+  const pool = new WritePool(1, 10_000);
+  const options = { ...OPTIONS, pool };
+  const sockets = [new HeldSocket(), new HeldSocket()];
+  for (const s of sockets) s.hold = true;
+  const owners = [new Recorder(), new Recorder()];
+  const writers = sockets.map((s, i) => new SocketWriter(s, options, owners[i]));
+  writers[0].push(new Uint8Array([1]));
+  writers[1].push(new Uint8Array([2]));
+  writers[0].start();
+  writers[1].start();
+  assertEquals([pool.active, pool.waiting], [1, 1], "the second writer waits for the slot");
+  writers[0].push(new Uint8Array([3])); // while its first batch is pending
+  writers[1].push(new Uint8Array([4])); // while it waits
+  sockets[0].releaseAll();
+  while (owners[0].reports.length === 0) await Promise.resolve();
+  assertEquals(sockets[0].written, [1]);
+  assertEquals([pool.active, pool.waiting], [1, 1], "writer 1 has the slot, writer 0 is in line");
+  sockets[1].releaseAll();
+  while (owners[1].reports.length === 0) await Promise.resolve();
+  assertEquals(sockets[1].written, [2, 4], "what was queued while waiting leaves in its turn");
+  sockets[0].releaseAll();
+  while (owners[0].reports.length < 2) await Promise.resolve();
+  assertEquals(sockets[0].written, [1, 3]);
+  assertEquals(owners[0].reports, [[1, false, null], [1, false, null]]);
+  assertEquals([pool.active, pool.waiting], [0, 0], "both parked: nothing holds the window");
+  pool.close();
 });

@@ -1,5 +1,5 @@
 /**
- * The outgoing queue of one client: frames wait here until the client's push loop writes them.
+ * The outgoing queue of one client: frames wait here until the client's socket writer writes them.
  * Byte-bounded (a client that cannot keep up is a slow consumer, not a memory leak), and built
  * for coalescing: {@linkcode ClientQueue.take} hands out everything queued as one buffer, because
  * one `write` per batch instead of one per frame is the biggest throughput lever we measured.
@@ -22,7 +22,7 @@ export const MAX_BATCH_BYTES = 64 * 1024;
 export const COALESCE_LIMIT = 16 * 1024;
 
 /**
- * Who drains a queue: its push loop. A loop that finds the queue empty parks it
+ * Who drains a queue: its writer. A writer that finds the queue empty parks it
  * ({@linkcode ClientQueue.park}) and ends; the queue calls `resume` when frames wait again, so
  * an idle client holds no suspended loop, promise or closure.
  */
@@ -235,6 +235,14 @@ export class ClientQueue {
   /** Whether the consumer is parked (waiting to be resumed). */
   get parked(): boolean {
     return this.#parked;
+  }
+
+  /**
+   * Marks the consumer as about to drain before it takes (it waits for its turn to write):
+   * frames queued meanwhile then resume nothing, since the coming take gets them too.
+   */
+  protected unpark(): void {
+    this.#parked = false;
   }
 
   /**

@@ -1,5 +1,5 @@
 /**
- * Write coalescing across publishes ("corking"): instead of waking a client's push loop the
+ * Write coalescing across publishes ("corking"): instead of waking a client's writer the
  * moment a frame is queued, the wake-up is deferred by a short delay shared by the whole server,
  * so frames from several publishes leave in one write per socket. One `write` costs about as
  * much as a whole batch, so this multiplies fan-out throughput at the price of at most the delay
