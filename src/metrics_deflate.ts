@@ -12,7 +12,7 @@ type AddMetric = (name: string, type: string, help: string, series: [string, num
 
 /** Counters of permessage-deflate, rendered as `push_deflate_*`. */
 export class DeflateMetrics {
-  /** Connections with permessage-deflate negotiated now (a gauge kept by the listener). */
+  /** Connections with permessage-deflate negotiated now: up in `Connection.open`, down when finished. */
   connections = 0;
   /** Messages compressed: a broadcast once, whatever its number of deflate subscribers. */
   compressions = 0;
