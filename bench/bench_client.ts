@@ -49,6 +49,10 @@ export class Tally {
   missingTs = 0;
   /** Binary, fragmented, pong or masked frames: a server should send none of them here. */
   unexpectedFrames = 0;
+  /** Of the deliveries, those that came compressed (permessage-deflate). */
+  compressed = 0;
+  /** Bytes read from the sockets of this group (frames with headers), reset when measuring. */
+  wireBytes = 0;
   /** Clients that got every message. */
   completed = 0;
   /** Clients that were closed before getting every message (they never will). */
@@ -148,6 +152,7 @@ export class BenchClient implements FrameSink {
           return;
         }
         tally.now = clock();
+        tally.wireBytes += n;
         scanner.push(buffer, n);
       }
     } catch (err) {
@@ -174,7 +179,7 @@ export class BenchClient implements FrameSink {
    * Counts a message: order check against the expected id and against the send order (`seq`),
    * latency from its `ts`.
    */
-  onText(id: number, ts: number, _length: number, seq: number): void {
+  onText(id: number, ts: number, _length: number, seq: number, compressed = false): void {
     const tally = this.tally;
     if (id < 0) {
       tally.malformed++;
@@ -192,6 +197,7 @@ export class BenchClient implements FrameSink {
       else this.maxSeq = seq;
     }
     tally.deliveries++;
+    if (compressed) tally.compressed++;
     tally.lastDeliveryAt = tally.now;
     if (Number.isNaN(ts)) tally.missingTs++;
     else if (tally.latencyCount < tally.latencies.length) {
@@ -273,6 +279,8 @@ export interface ConnectConfig {
   channel: string;
   /** The request path instead of `/?channels=CHANNEL&demo=false` (e.g. `/echo`). */
   path?: string;
+  /** Offer permessage-deflate, as browsers do; the server must agree. */
+  deflate?: boolean;
 }
 
 /** Opens one client per key with at most `concurrency` handshakes at once. */
@@ -297,7 +305,13 @@ export async function connectAll(
         const port = config.wsPorts?.length
           ? config.wsPorts[i % config.wsPorts.length]
           : config.wsPort;
-        const { conn, start, end } = await openWebSocket(port, target, keys[i], buffer);
+        const { conn, start, end } = await openWebSocket(
+          port,
+          target,
+          keys[i],
+          buffer,
+          config.deflate ? "permessage-deflate; client_max_window_bits" : undefined,
+        );
         const client = make(conn, buffer, tallies[i]);
         clients[i] = client;
         if (end > start) client.scanner.push(buffer.subarray(start), end - start);

@@ -42,8 +42,8 @@ export class EchoClient extends BenchClient {
   }
 
   /** Counts the echo like a delivery (order, latency), then sends the next message. */
-  override onText(id: number, ts: number, length: number, seq: number): void {
-    super.onText(id, ts, length, seq);
+  override onText(id: number, ts: number, length: number, seq: number, compressed = false): void {
+    super.onText(id, ts, length, seq, compressed);
     if (id >= 0 && id < this.limit && !this.stopping) this.sendMessage(id + 1);
   }
 

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { DEFLATE_PEEK_BYTES, deflatePeek } from "./deflate_peek.ts";
+
 /** Bytes of each payload that are looked at; everything after is skipped unread. */
 export const PEEK_BYTES = 192;
 
@@ -16,8 +18,10 @@ export interface FrameSink {
    * A text message: its `"id":` (or -1 when absent), the `"ts":` number at the start of its
    * data (NaN when absent), and the `"seq":` number right after `ts` (the order the load client
    * sent the publishes in; -1 when absent). `length` is the whole payload length.
+   * `compressed`: it came as a permessage-deflate frame (RSV1), and was read from its inflated
+   * start.
    */
-  onText(id: number, ts: number, length: number, seq: number): void;
+  onText(id: number, ts: number, length: number, seq: number, compressed: boolean): void;
   /** A close frame: its code (1005 when it has none) and reason. */
   onClose(code: number, reason: string): void;
   /** A ping: its payload (copied; at most 125 bytes) must be answered with a pong. */
@@ -54,7 +58,7 @@ export class FrameScanner {
   /** Payload bytes still to skip from the current frame. */
   #skip = 0;
   /** The start of a frame split across reads: its header and up to PEEK_BYTES of payload. */
-  readonly #carry = new Uint8Array(14 + PEEK_BYTES);
+  readonly #carry = new Uint8Array(14 + DEFLATE_PEEK_BYTES);
   #carryLength = 0;
   /** Set by #need: the current frame's header length and payload length. */
   #head = 0;
@@ -131,23 +135,27 @@ export class FrameScanner {
     }
     this.#head = head;
     this.#length = length;
-    return head + Math.min(length, PEEK_BYTES);
+    return head + Math.min(length, peekOf(b[o]));
   }
 
   /** Handles a frame whose header and peeked payload start are at `b[o..]`. */
   #frame(b: Uint8Array, o: number): void {
     const head = this.#head;
     const length = this.#length;
-    const peek = Math.min(length, PEEK_BYTES);
-    this.#skip = length - peek;
     const b0 = b[o];
+    const peek = Math.min(length, peekOf(b0));
+    this.#skip = length - peek;
     const opcode = b0 & 0x0f;
     const fin = (b0 & 0x80) !== 0;
     const p = o + head;
     if (b[o + 1] & 0x80) {
       this.#sink.onOther(opcode, fin); // a masked server frame is a protocol error
-    } else if (opcode === 1 && fin) {
-      this.#text(b, p, peek, length);
+    } else if (b0 === 0x81) {
+      this.#text(b, p, peek, length, false);
+    } else if (b0 === 0xc1) {
+      // permessage-deflate (RSV1): read the inflated start instead.
+      const plain = deflatePeek.prefix(b, p, peek, length);
+      this.#text(plain, 0, Math.min(plain.length, PEEK_BYTES), length, true);
     } else if (opcode === 8) {
       const code = peek >= 2 ? (b[p] << 8) | b[p + 1] : 1005;
       this.#sink.onClose(code, peek > 2 ? decoder.decode(b.subarray(p + 2, p + peek)) : "");
@@ -158,11 +166,11 @@ export class FrameScanner {
     }
   }
 
-  #text(b: Uint8Array, p: number, peek: number, length: number): void {
+  #text(b: Uint8Array, p: number, peek: number, length: number, compressed: boolean): void {
     let at = this.#idAt;
     if (at < 0 || at > peek || !matches(b, p + at - ID_KEY.length, ID_KEY)) {
       at = find(b, p, peek, ID_KEY);
-      if (at < 0) return this.#sink.onText(-1, NaN, length, -1);
+      if (at < 0) return this.#sink.onText(-1, NaN, length, -1, compressed);
       this.#idAt = at;
     }
     const end = p + peek;
@@ -191,8 +199,13 @@ export class FrameScanner {
         if (i === start) seq = -1;
       }
     }
-    this.#sink.onText(id, ts, length, seq);
+    this.#sink.onText(id, ts, length, seq, compressed);
   }
+}
+
+/** How much of a payload is looked at: more of a compressed one (its start inflates to less). */
+function peekOf(b0: number): number {
+  return b0 === 0xc1 ? DEFLATE_PEEK_BYTES : PEEK_BYTES;
 }
 
 function matches(b: Uint8Array, at: number, pattern: number[]): boolean {

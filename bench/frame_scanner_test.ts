@@ -5,6 +5,8 @@
 import { assertEquals } from "@std/assert";
 import { encodeFrame, encodeTextFrame } from "../src/protocol/frame_encoder.ts";
 import { FrameScanner, type FrameSink, parseNumber } from "./frame_scanner.ts";
+import { deflatedFrame } from "../src/net/outbox/deflate_frames.ts";
+import { Metrics } from "../src/metrics.ts";
 
 class Recorder implements FrameSink {
   events: string[] = [];
@@ -83,4 +85,35 @@ Deno.test("parseNumber reads JSON numbers without exponent", () => {
   const bytes = new TextEncoder().encode("-12.25,");
   assertEquals(parseNumber(bytes, 0, bytes.length), -12.25);
   assertEquals(parseNumber(bytes, 6, bytes.length), NaN);
+});
+
+Deno.test("FrameScanner reads compressed (RSV1) frames from their inflated start, at every split", () => {
+  const params = {
+    serverNoContextTakeover: true as const,
+    clientNoContextTakeover: false,
+    serverMaxWindowBits: 15,
+    clientMaxWindowBits: 15,
+  };
+  // Varied padding, as the realistic bodies: the message start lies past the first 192 bytes
+  // of a dynamic Huffman block's payload only for the compressed form.
+  const pad = Array.from({ length: 400 }, (_, i) => `S${i % 7} ${100 + (i * 37) % 900}`).join(
+    " ",
+  );
+  const text =
+    `{"channel":"bench","epoch":"Ab_9","id":7,"data":{"ts":12.5,"seq":3,"pad":"${pad}"}}`;
+  const frame = deflatedFrame(encodeTextFrame(text), params, 0, new Metrics(), false);
+  assertEquals(frame[0], 0xc1, "the frame is compressed");
+  const bytes = new Uint8Array([...frame, ...frame]);
+  for (let at = 0; at <= bytes.length; at++) {
+    const events: string[] = [];
+    const scanner = new FrameScanner({
+      onText: (id, ts, _length, seq, compressed) => events.push(`${id} ${ts} ${seq} ${compressed}`),
+      onClose: () => events.push("close"),
+      onPing: () => events.push("ping"),
+      onOther: (opcode) => events.push(`other ${opcode}`),
+    });
+    scanner.push(bytes.slice(0, at), at);
+    scanner.push(bytes.slice(at), bytes.length - at);
+    assertEquals(events, ["7 12.5 3 true", "7 12.5 3 true"], `split at ${at}`);
+  }
 });

@@ -15,6 +15,7 @@
  * @module
  */
 import { type BenchClient, clock, connectAll, readBufferBytes, Tally } from "./bench_client.ts";
+import { deflatePeek } from "./deflate_peek.ts";
 import { EchoClient } from "./echo_client.ts";
 import { Publisher } from "./http_publisher.ts";
 import { sleep, within } from "./proc.ts";
@@ -53,6 +54,13 @@ export interface LoadConfig {
   echoWarmup: number;
   /** Only connect, wait for `close`, and disconnect (the idle-memory scenario). */
   idle: boolean;
+  /** Offer permessage-deflate (the server must agree) and read compressed frames. */
+  deflate?: boolean;
+  /**
+   * Pad bodies with JSON-like text that compresses about as real publications do (~4×) instead
+   * of "xxx…" (which deflate shrinks ~100×): for comparisons with and without deflate.
+   */
+  realisticBody?: boolean;
   /** Handshakes in progress at once during the connect phase. */
   connectConcurrency: number;
   /** Give up when no delivery arrived for this long (ms). */
@@ -102,9 +110,27 @@ function cpuSeconds(): number {
 }
 
 /** Builds a JSON body of exactly `size` bytes (or the minimum) stamped with the clock. */
-function makeBody(seq: number, size: number): string {
+function makeBody(seq: number, size: number, realistic = false): string {
   const head = `{"ts":${clock().toFixed(3)},"seq":${seq},"pad":"`;
-  return head + "x".repeat(Math.max(0, size - head.length - 2)) + `"}`;
+  const pad = Math.max(0, size - head.length - 2);
+  return head + (realistic ? realisticText(pad) : "x".repeat(pad)) + `"}`;
+}
+
+const SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "NVDA", "META", "ORCL"];
+let realisticCache = "";
+
+/**
+ * `length` characters of ticker-like text ("NVDA 141.27 x314 bid; …", no quotes or
+ * backslashes), the same every call: compresses 4 KiB to ~1 KiB, like typical JSON pushes.
+ */
+function realisticText(length: number): string {
+  let r = 1;
+  while (realisticCache.length < length) {
+    r = (r * 1103515245 + 12345) & 0x7fffffff;
+    const price = (100 + ((r >> 8) % 5000) / 100).toFixed(2);
+    realisticCache += `${SYMBOLS[r % 8]} ${price} x${(r >> 4) % 500} ${r % 2 ? "bid" : "ask"}; `;
+  }
+  return realisticCache.slice(0, length);
 }
 
 interface PublishOutcome {
@@ -135,6 +161,7 @@ async function publishAll(
   firstSeq: number,
   rate = 0,
   seconds = 0,
+  realistic = false,
 ): Promise<PublishOutcome> {
   const outcome: PublishOutcome = {
     published: 0,
@@ -164,7 +191,7 @@ async function publishAll(
       const { status, body } = await publisher.post(
         target,
         "application/json",
-        () => makeBody(seq, size),
+        () => makeBody(seq, size, realistic),
       );
       if (status !== 200) {
         outcome.failures++;
@@ -259,6 +286,10 @@ function emitResult(
     latency,
     latencyTimeline: timeline,
     sendReorders: tally.sendReorders,
+    // Bytes read in the phase (frames with headers), and deliveries that came compressed.
+    wireBytes: tally.wireBytes,
+    compressed: tally.compressed,
+    inflatedPrefixes: deflatePeek.inflated,
     errors: {
       gaps: tally.gaps,
       duplicates: tally.duplicates,
@@ -407,6 +438,8 @@ export async function main(config: LoadConfig): Promise<void> {
     const cpu1 = cpuSeconds();
     const start = clock();
     fast.lastDeliveryAt = start;
+    fast.wireBytes = 0;
+    fast.compressed = 0;
     const publishing = publishAll(
       publishers,
       config.channel,
@@ -415,6 +448,7 @@ export async function main(config: LoadConfig): Promise<void> {
       1,
       config.rate,
       config.seconds,
+      config.realisticBody,
     );
     if (fast.target === Infinity) {
       // Ids are given to successful publishes only, so that is what every client must get.

@@ -69,6 +69,7 @@ export const METRICS: Metric[] = [
   m("handshakesPerSec", "handshakes/s", true, 0, ["idle"]),
   m("rssConnectedMiB", "server RSS with all connected (MiB)", true, 1, ["idle"]),
   m("deliveriesPerSec", "deliveries/s", true, 0, FANOUT),
+  m("wireBytesPerDelivery", "bytes read per delivery (frames + headers)", true, 0, FANOUT),
   m("roundTripsPerSec", "round trips/s", true, 0, ["echo"]),
   m("publishesPerSec", "publishes answered/s", true, 0, FANOUT),
   m("behindMs", "paced: latest publish behind schedule (ms)", false, 1, ["fanout"]),

@@ -6,7 +6,7 @@
  * Options:
  * - `--quick`: small scenarios, 1 run each (a smoke run; the report goes to .artifacts/bench/)
  * - `--only=NAME[,NAME]`: scenarios by name or prefix (`idle`, `paced-1k`, `fanout`,
- *   `fanout-1k-16`, `echo-100`, `slow`, `overload-16k`)
+ *   `fanout-1k-16`, `echo-100`, `slow`, `overload-16k`, `fanout-4k-deflate`, `idle-deflate`)
  * - `--runs=N`: runs per scenario and server (default 3, 1 with --quick)
  * - `--servers=ours,builtin,bun`: which servers (default all three; Bun is skipped with a note
  *   when `bun` is not on PATH)

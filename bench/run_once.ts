@@ -189,9 +189,16 @@ export async function runOnce(
     result.skipped = "no token verification in this server";
     return result;
   }
-  const jwtFlags = scenario.jwt ? ["--jwt-secret", BENCH_JWT_SECRET] : [];
+  if (scenario.deflate && kind !== "ours") {
+    result.skipped = "no permessage-deflate in this server";
+    return result;
+  }
+  const extraFlags = [
+    ...(scenario.jwt ? ["--jwt-secret", BENCH_JWT_SECRET] : []),
+    ...(scenario.deflate ? ["--deflate"] : []),
+  ];
   const server = spawnPinned({
-    argv: serverArgv(kind, wsPort, httpPort, denoFlags, options.bunPath, jwtFlags),
+    argv: serverArgv(kind, wsPort, httpPort, denoFlags, options.bunPath, extraFlags),
     core: SERVER_CORE,
     stderrFile: `${ARTIFACTS}/${tag}.server.log`,
   }, taskset);
@@ -224,6 +231,8 @@ export async function runOnce(
       seconds: scenario.seconds,
       echo: scenario.kind === "echo",
       idle: scenario.kind === "idle",
+      deflate: scenario.deflate ?? false,
+      realisticBody: scenario.realisticBody ?? false,
     };
     client = spawnPinned({
       argv: [
@@ -341,6 +350,14 @@ async function measuredPhase(
     result.notes.push(`delivery errors: ${JSON.stringify(errors)}`);
   }
   const publish = r.publish as Record<string, number | string> | null;
+  const deliveries = Number(r.deliveries);
+  if (deliveries > 0) result.metrics.wireBytesPerDelivery = Number(r.wireBytes) / deliveries;
+  if (scenario.deflate) {
+    result.notes.push(
+      `permessage-deflate: ${r.compressed} of ${deliveries} deliveries compressed; the client ` +
+        `inflated ${r.inflatedPrefixes} message starts (one per distinct compressed message)`,
+    );
+  }
   if (publish) {
     result.metrics.deliveries = Number(r.deliveries);
     result.metrics.sendReorders = Number(r.sendReorders);

@@ -44,6 +44,13 @@ export interface Scenario {
    * no healthy client is dropped under overload. Unset: one of the issue's fan-out scenarios.
    */
   role?: "baseline" | "stress";
+  /**
+   * Ours only: the server runs with `--deflate` and every client offers permessage-deflate
+   * (as browsers do) and reads the compressed frames; the reference servers are skipped.
+   */
+  deflate?: boolean;
+  /** Bodies padded with JSON-like text that compresses like real pushes (~4×), not "xxx…". */
+  realisticBody?: boolean;
 }
 
 /** Our server's per-client queue limit (`--max-queue-bytes` default) that slow clients overflow. */
@@ -84,6 +91,8 @@ export function fullScenarios(): Scenario[] {
     timed("fanout-16k", 100, 16384, 1, t, 5000),
     echo(100, 2000),
     ...slowTrio(1000, 10),
+    ...deflatePair(1000, t, 5000),
+    idleDeflate(10_000),
   ];
 }
 
@@ -111,7 +120,34 @@ export function quickScenarios(): Scenario[] {
     timed("fanout-16k", 50, 16384, 1, 1, 1000),
     echo(20, 200),
     ...slowTrio(100, 3),
+    ...deflatePair(200, 1, 1000),
+    idleDeflate(1000),
   ];
+}
+
+/**
+ * A 4 KiB JSON publication fanned out to `clients`, without and with permessage-deflate: the
+ * same realistic bodies (they compress ~4×), so deliveries/s, bytes on the wire per delivery
+ * and server CPU compare directly. `--only=fanout-4k-deflate` brings the plain one along.
+ */
+function deflatePair(clients: number, seconds: number, cap: number): Scenario[] {
+  const plain = { ...timed("fanout-4k", clients, 4096, 1, seconds, cap), realisticBody: true };
+  return [
+    { ...plain, title: `${plain.title}, JSON-like bodies`, role: "baseline" },
+    {
+      ...timed("fanout-4k-deflate", clients, 4096, 1, seconds, cap),
+      title: `${plain.title}, JSON-like bodies, permessage-deflate`,
+      realisticBody: true,
+      deflate: true,
+      baseline: "fanout-4k",
+    },
+  ];
+}
+
+/** Idle connections that negotiated permessage-deflate: what deflate adds per connection. */
+function idleDeflate(clients: number): Scenario {
+  const title = `${clients.toLocaleString("en-US")} idle connections with permessage-deflate`;
+  return { ...sc("idle-deflate", title, "idle", clients, 0, 0, 0, 1), deflate: true };
 }
 
 /**

@@ -56,13 +56,15 @@ export async function openWebSocket(
   target: string,
   key: HandshakeKey,
   buffer: Uint8Array,
+  extensions?: string,
 ): Promise<OpenedSocket> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
     conn.setNoDelay(true);
     const request = `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
       `Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key.key}\r\n` +
-      `Sec-WebSocket-Version: 13\r\n\r\n`;
+      `Sec-WebSocket-Version: 13\r\n` +
+      (extensions ? `Sec-WebSocket-Extensions: ${extensions}\r\n` : "") + "\r\n";
     await writeAll(conn, encoder.encode(request));
     let length = 0;
     while (true) {
@@ -73,7 +75,7 @@ export async function openWebSocket(
       length += n;
       const end = headerEnd(buffer, from, length);
       if (end < 0) continue;
-      checkResponse(latin1.decode(buffer.subarray(0, end)), key.accept);
+      checkResponse(latin1.decode(buffer.subarray(0, end)), key.accept, extensions);
       return { conn, start: end, end: length };
     }
   } catch (err) {
@@ -89,7 +91,7 @@ function headerEnd(b: Uint8Array, from: number, length: number): number {
   return -1;
 }
 
-function checkResponse(head: string, accept: string): void {
+function checkResponse(head: string, accept: string, extensions?: string): void {
   const lines = head.split("\r\n");
   if (!/^HTTP\/1\.1 101 /.test(lines[0])) {
     throw new Error(`The server refused the upgrade: ${lines[0]}`);
@@ -97,6 +99,12 @@ function checkResponse(head: string, accept: string): void {
   const line = lines.find((l) => /^sec-websocket-accept:/i.test(l));
   const got = line?.slice(line.indexOf(":") + 1).trim();
   if (got !== accept) throw new Error(`Wrong Sec-WebSocket-Accept: ${got}, expected ${accept}.`);
+  // Offered permessage-deflate: the benchmark measures it, so the server must have agreed.
+  if (
+    extensions && !lines.some((l) => /^sec-websocket-extensions:\s*permessage-deflate/i.test(l))
+  ) {
+    throw new Error("The server did not agree to permessage-deflate.");
+  }
 }
 
 /** Writes all of `bytes` (`Deno.Conn.write` may write part of them). */

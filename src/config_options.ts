@@ -66,6 +66,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     parse: integer(1, 1_000_000),
   },
   {
+    key: "deflate",
+    flag: "deflate",
+    default: "false",
+    help: "Negotiate permessage-deflate (RFC 7692) with clients that offer it.",
+    parse: boolean,
+  },
+  {
+    key: "deflateMinBytes",
+    flag: "deflate-min-bytes",
+    default: "256",
+    help: "Messages shorter than this go uncompressed to deflate clients.",
+    parse: size(0, 1024 * 1024 * 1024),
+  },
+  {
     key: "maxClientRate",
     flag: "max-client-rate",
     default: "100",

@@ -21,6 +21,10 @@ export interface Config {
   maxMessageBytes: number;
   /** Most frames one message may be split into (1009 beyond). */
   maxFragments: number;
+  /** Negotiate permessage-deflate (RFC 7692) with clients that offer it. */
+  deflate: boolean;
+  /** Messages to deflate clients shorter than this many bytes are sent uncompressed. */
+  deflateMinBytes: number;
   /** Messages per second one client of `/` may send (burst 2×); 0 = unlimited (1008 beyond). */
   maxClientRate: number;
   /** Largest handshake header block (431 beyond). */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { DeflateMetrics } from "./metrics_deflate.ts";
 
 /** A counter broken down by one label, e.g. close codes. */
 export class LabeledCounter {
@@ -112,6 +113,8 @@ export class Metrics {
    * "missing" (none given), "subject" (a refresh for another user).
    */
   readonly authFailures: LabeledCounter = new LabeledCounter();
+  /** permessage-deflate (`--deflate`): connections, compressions, bytes, failures. */
+  readonly deflate: DeflateMetrics = new DeflateMetrics();
   #gauges: (() => GaugeSnapshot) | null = null;
 
   /** Connects the gauges (the app does this once the servers exist); read once per scrape. */
@@ -310,6 +313,7 @@ export class Metrics {
       "Tokens refused at the handshake or in a refresh, by reason.",
       labeled("reason", this.authFailures),
     );
+    this.deflate.render(metric, labeled);
     metric("push_channels", "gauge", "Channels that exist now.", single(g?.channels ?? 0));
     metric(
       "push_channels_active",

@@ -11,15 +11,21 @@ import { CloseCode } from "../protocol/close.ts";
 import type { CloseState } from "../protocol/close_handshake.ts";
 import { ProtocolError } from "../protocol/errors.ts";
 import { encodeFrame, encodeTextFrame } from "../protocol/frame_encoder.ts";
-import type { MessageReaderOptions, WebSocketEvent } from "../protocol/message.ts";
+import type { DeflateParams } from "../protocol/deflate.ts";
+import type { MessageInflater, MessageReaderOptions, WebSocketEvent } from "../protocol/message.ts";
 import { Opcode } from "../protocol/opcode.ts";
 import type { ReadGate } from "./read_loop.ts";
 import { ConnectionLifecycle, errorText } from "./lifecycle.ts";
 import type { Peer, PeerMessage } from "./peer.ts";
+import { DeflateError, Inflater } from "./deflate_codec.ts";
+import { deflatedFrame } from "./outbox/deflate_frames.ts";
 import { clockMs } from "../clock.ts";
 
 /** The state of the close handshake (RFC 6455 §7). */
 export type ConnectionState = CloseState;
+
+/** `--deflate-min-bytes`' default, for servers made without it (tests). */
+const DEFLATE_MIN_BYTES = 256;
 
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
@@ -28,7 +34,7 @@ const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
  * A server-side WebSocket connection over a `Deno.Conn`, after a successful handshake; nothing
  * is read or written before {@linkcode Connection.open}.
  */
-export class Connection extends ConnectionLifecycle implements Peer {
+export class Connection extends ConnectionLifecycle implements Peer, MessageInflater {
   /** The route's message rate limit: see `TokenBucket` (unused by other routes). */
   rateDebt = 0;
   /** When {@linkcode Connection.rateDebt} was last brought up to date ({@linkcode clockMs}). */
@@ -37,6 +43,16 @@ export class Connection extends ConnectionLifecycle implements Peer {
   identity: unknown = null;
   /** When the handler's `onDeadline` is due ({@linkcode clockMs}); 0 while none is set. */
   deadline = 0;
+  /**
+   * The permessage-deflate parameters agreed at the handshake (`--deflate`), shared with the
+   * other connections that agreed the same; null when not negotiated. Set before `open`.
+   */
+  deflate: DeflateParams | null = null;
+  /**
+   * Inflates this client's compressed messages: made at its first one, dropped after each when
+   * the client promised `client_no_context_takeover` (then nothing is kept while idle).
+   */
+  #inflater: Inflater | null = null;
   /** When the peer last sent bytes: any traffic proves it alive, not only pongs. */
   #lastHeard = clockMs();
   /** When the outstanding ping was sent, or 0 when none is. */
@@ -68,6 +84,8 @@ export class Connection extends ConnectionLifecycle implements Peer {
    * parsed before anything else is read.
    */
   open(response: Uint8Array, leftover: Uint8Array): void {
+    // Counted down by the server when the connection has finished.
+    if (this.deflate !== null) this.options.metrics.deflate.connections++;
     this.writer.pushControl(response);
     try {
       this.options.handler.onOpen?.(this);
@@ -84,12 +102,12 @@ export class Connection extends ConnectionLifecycle implements Peer {
 
   /** Queues a text message. Returns false when the client is closing or was dropped as slow. */
   sendText(text: string): boolean {
-    return this.sendFrame(encodeTextFrame(text));
+    return this.#send(encodeTextFrame(text), false);
   }
 
   /** Queues a binary message. Returns false when the client is closing or was dropped as slow. */
   sendBinary(data: Uint8Array): boolean {
-    return this.sendFrame(encodeFrame(Opcode.Binary, data));
+    return this.#send(encodeFrame(Opcode.Binary, data), false);
   }
 
   /**
@@ -98,7 +116,20 @@ export class Connection extends ConnectionLifecycle implements Peer {
    * and its waiting data dropped: it cannot keep up, and others must not wait for it.
    */
   sendFrame(frame: Uint8Array): boolean {
+    return this.#send(frame, true);
+  }
+
+  /**
+   * Queues a frame; with deflate, its compressed form (see `deflatedFrame`): remembered for the
+   * other subscribers when `shared` (a broadcast), made for this client alone otherwise.
+   */
+  #send(frame: Uint8Array, shared: boolean): boolean {
     if (this.closing) return false;
+    if (this.deflate !== null) {
+      const o = this.options;
+      const minBytes = o.limits.deflateMinBytes ?? DEFLATE_MIN_BYTES;
+      frame = deflatedFrame(frame, this.deflate, minBytes, o.metrics, shared);
+    }
     if (this.writer.push(frame)) {
       this.options.metrics.messagesPushed++;
       return true;
@@ -209,6 +240,29 @@ export class Connection extends ConnectionLifecycle implements Peer {
     return this.failed;
   }
 
+  /** With permessage-deflate, the connection inflates its client's messages itself. */
+  protected messageInflater(): MessageInflater | null {
+    return this.deflate === null ? null : this;
+  }
+
+  /**
+   * Inflates one compressed message of this client (see `MessageInflater`), with
+   * `--max-message-bytes` applied to the inflated size while inflating. Throws `DeflateError`.
+   */
+  inflateMessage(compressed: Uint8Array): Uint8Array {
+    const params = this.deflate!;
+    const o = this.options;
+    const inflater = this.#inflater ??= new Inflater(params, o.limits.maxMessageBytes);
+    inflater.push(compressed);
+    const bytes = inflater.finish();
+    if (params.clientNoContextTakeover) this.#inflater = null;
+    const m = o.metrics.deflate;
+    m.inMessages++;
+    m.inCompressedBytes += compressed.length;
+    m.inInflatedBytes += bytes.length;
+    return bytes;
+  }
+
   /** The route's reader limits. */
   protected readerOptions(): MessageReaderOptions {
     return this.options.reader;
@@ -238,7 +292,10 @@ export class Connection extends ConnectionLifecycle implements Peer {
 
   /** The parser failed: the peer's protocol error, or (1011) a bug of ours. */
   protected parseFailed(error: unknown): void {
-    if (error instanceof ProtocolError) {
+    if (error instanceof ProtocolError || error instanceof DeflateError) {
+      // A failed message fails the connection: the inflate window is of no use any more.
+      this.#inflater = null;
+      if (error instanceof DeflateError) this.options.metrics.deflate.failures.inc(error.failure);
       this.options.metrics.protocolErrors.inc(error.failure);
       this.options.logger.warn("connection.protocol_error", {
         client: this.id,

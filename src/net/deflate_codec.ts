@@ -20,7 +20,7 @@
  */
 import zlib from "node:zlib";
 import type { DeflateParams } from "../protocol/deflate.ts";
-import { DEFLATE_TAIL, stripDeflateTail } from "../protocol/deflate.ts";
+import { DEFLATE_TAIL, maxCompressedBytes, stripDeflateTail } from "../protocol/deflate.ts";
 
 const Z_SYNC_FLUSH = zlib.constants.Z_SYNC_FLUSH;
 /**
@@ -96,12 +96,6 @@ export function windowBitsFor(length: number, max: number): number {
   return Math.min(max, Math.max(9, Math.ceil(Math.log2(length + 262))));
 }
 
-/** How much more than the inflated cap a compressed message may be (stored blocks, headers). */
-function compressedCap(maxMessageBytes: number): number {
-  // zlib's deflateBound for stored data is n + 5 per 16 KiB block + a few bytes; be generous.
-  return maxMessageBytes + Math.ceil(maxMessageBytes / 1024) * 5 + 1024;
-}
-
 /** Writes the 5-byte header of a non-final stored DEFLATE block of `length` (< 65536) bytes. */
 function writeStoredHeader(out: Uint8Array, length: number): void {
   out[0] = 0x00; // BFINAL 0, BTYPE 00, padding to the byte boundary
@@ -141,7 +135,7 @@ export class Inflater {
     maxMessageBytes: number,
   ) {
     this.#maxMessageBytes = maxMessageBytes;
-    this.#maxCompressedBytes = compressedCap(maxMessageBytes);
+    this.#maxCompressedBytes = maxCompressedBytes(maxMessageBytes);
     this.#windowSize = 1 << params.clientMaxWindowBits;
     this.#keepWindow = !params.clientNoContextTakeover;
   }

@@ -27,6 +27,8 @@ export interface ConnectionLimits {
   readonly sendTimeout: number;
   /** Ping the client after this much silence; 0 disables pings. */
   readonly pingInterval: number;
+  /** Messages under this many payload bytes go uncompressed to deflate clients (default 256). */
+  readonly deflateMinBytes?: number;
   /** Drop a pinged client that stays silent this long. */
   readonly pongTimeout: number;
 }
@@ -41,6 +43,8 @@ export interface ServerLimits extends ConnectionLimits {
   readonly handshakeTimeout: number;
   /** Write coalescing delay in ms; 0 writes at once. */
   readonly writeDelay: number;
+  /** Negotiate permessage-deflate with clients that offer it (default: decline it). */
+  readonly deflate?: boolean;
 }
 
 /**

@@ -24,6 +24,7 @@ import { WriteScheduler } from "./outbox/write_scheduler.ts";
 import { WritePool } from "./outbox/write_pool.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import { Connection, formatAddr } from "./connection.ts";
+import { DeflateAgreements } from "./deflate_agreements.ts";
 import type { ConnectionOptions, ServerLimits } from "./limits.ts";
 import {
   type Authorized,
@@ -117,6 +118,7 @@ export class WebSocketServer {
   #scheduler: WriteScheduler | null = null;
   readonly #pool = new WritePool();
   #closing = false;
+  readonly #deflate = new DeflateAgreements();
   #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
 
   /** Creates the server on its bound listener; nothing is accepted before `start`. */
@@ -252,7 +254,7 @@ export class WebSocketServer {
       }
       this.#pending.delete(pending);
       // The connection writes the 101 response itself, together with its first messages.
-      this.#open(conn, head.leftover, result, buildAcceptResponse(accept), authorized);
+      this.#open(conn, head.leftover, result, accept, authorized);
     } catch (err) {
       if (!isSocketError(err)) {
         this.#options.logger.error("handshake.internal_error", { error: String(err) });
@@ -304,7 +306,7 @@ export class WebSocketServer {
     conn: Deno.Conn,
     leftover: Uint8Array,
     request: UpgradeRequest,
-    response: Uint8Array,
+    accept: string,
     authorized: Authorized | null,
   ): void {
     const o = this.#options;
@@ -320,6 +322,7 @@ export class WebSocketServer {
       ),
     );
     if (authorized !== null) c.identity = authorized.identity;
+    const deflate = this.#deflate.attach(c, o.limits.deflate, request.headers);
     // Guarded: at the usual level these fields would be garbage made for nothing, per client.
     if (o.logger.enabled("info")) {
       o.logger.info("handshake.accepted", {
@@ -329,13 +332,14 @@ export class WebSocketServer {
         // Never the token itself: log lines travel further than the server's secrets.
         query: redactParam(request.search, CREDENTIAL_PARAM).slice(0, 500) || undefined,
         origin: request.origin,
+        deflate,
       });
     }
     // Nothing that can throw between registering the client and starting its loops (open()
     // starts them whatever its handler does): a registered client can always close and end.
     this.#clients.add(c);
     o.metrics.connectionsTotal++;
-    c.open(response, leftover);
+    c.open(buildAcceptResponse(accept, deflate), leftover);
   }
 
   /** The options every connection of the route at `path` shares (made once per route). */
@@ -356,7 +360,10 @@ export class WebSocketServer {
         handler: o.routes[path],
         logger: o.logger,
         metrics: o.metrics,
-        onFinished: (c) => this.#clients.delete(c),
+        onFinished: (c) => {
+          this.#clients.delete(c);
+          if (c.deflate !== null) o.metrics.deflate.connections--;
+        },
       };
       this.#routeOptions.set(path, options);
     }

@@ -60,7 +60,11 @@ export interface Peer extends TokenBucket {
   sendText(text: string): boolean;
   /** Queues a binary message; false when the client is closing or was dropped as slow. */
   sendBinary(data: Uint8Array): boolean;
-  /** Queues an already encoded frame (a broadcast encodes once for every subscriber). */
+  /**
+   * Queues an already encoded frame (a broadcast encodes once for every subscriber). The frame
+   * must not be changed afterwards: with permessage-deflate its compressed form is made once
+   * and remembered by the frame's identity for the other subscribers.
+   */
   sendFrame(frame: Uint8Array): boolean;
   /** Starts the closing handshake with `code` and `reason`; does nothing once closing. */
   close(code?: number, reason?: string): void;

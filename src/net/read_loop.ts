@@ -7,6 +7,7 @@
  * @module
  */
 import {
+  type MessageInflater,
   MessageReader,
   type MessageReaderOptions,
   type WebSocketEvent,
@@ -56,6 +57,8 @@ export abstract class ReadLoop {
   protected abstract readGate(): ReadGate;
   /** The reader's limits (one object shared by a route's connections). */
   protected abstract readerOptions(): MessageReaderOptions;
+  /** What inflates compressed messages: null unless permessage-deflate was negotiated. */
+  protected abstract messageInflater(): MessageInflater | null;
   /** Bytes arrived: the peer is alive. */
   protected abstract heard(): void;
   /** Whether input is discarded unparsed (after _Fail the WebSocket Connection_). */
@@ -142,7 +145,7 @@ export abstract class ReadLoop {
     let error: unknown = null;
     collecting = events;
     try {
-      this.#reader ??= new MessageReader(this.readerOptions(), collect);
+      this.#reader ??= new MessageReader(this.readerOptions(), collect, this.messageInflater());
       this.#reader.push(bytes);
     } catch (err) {
       error = err;

@@ -259,6 +259,15 @@ export function appendDeflateTail(payload: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * The most compressed bytes one message of at most `maxMessageBytes` inflated bytes may take:
+ * incompressible data grows a little (stored blocks: 5 bytes per block, headers), so the cap on
+ * the wire is a bit above the inflated cap; the inflated size is what is enforced exactly.
+ */
+export function maxCompressedBytes(maxMessageBytes: number): number {
+  return maxMessageBytes + Math.ceil(maxMessageBytes / 1024) * 5 + 1024;
+}
+
 /** The first-header-byte bit of RSV1, the "Per-Message Compressed" bit (§6). */
 export const RSV1 = 0x40;
 

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { startsCompressedMessage } from "./deflate.ts";
 import { ProtocolError } from "./errors.ts";
 import { isControlOpcode, isKnownOpcode } from "./opcode.ts";
 
@@ -14,6 +15,8 @@ export interface Frame {
   opcode: number;
   /** The unmasked payload; owned by the receiver (never a view of the input chunk). */
   payload: Uint8Array;
+  /** RSV1 was set (permessage-deflate, first frame of a compressed message); only with `deflate`. */
+  compressed?: true;
 }
 
 /**
@@ -22,8 +25,12 @@ export interface Frame {
  * method may throw a {@linkcode ProtocolError} to fail the stream at that byte.
  */
 export interface FrameSink {
-  /** A frame's header is complete; none of its `length` payload bytes has been read. */
-  frameStart(fin: boolean, opcode: number, length: number): void;
+  /**
+   * A frame's header is complete; none of its `length` payload bytes has been read.
+   * `compressed`: RSV1 is set, the first frame of a permessage-deflate message (only ever true
+   * when the parser was made with `deflate`).
+   */
+  frameStart(fin: boolean, opcode: number, length: number, compressed: boolean): void;
   /**
    * The next `count` payload bytes of the frame: `chunk[from, from + count)`, still masked with
    * `key`, starting at payload offset `offset`. Copy them out with {@linkcode unmaskInto}; the
@@ -43,6 +50,11 @@ export interface FrameParserOptions {
   role: "server" | "client";
   /** The largest data-frame payload accepted; a larger announced length fails with 1009. */
   maxPayloadBytes: number;
+  /**
+   * permessage-deflate was negotiated: RSV1 is allowed on the first frame of a data message
+   * (RFC 7692 §6), and reported to the sink. Default false: any RSV bit fails with 1002.
+   */
+  deflate?: boolean;
 }
 
 const enum State {
@@ -79,6 +91,7 @@ export class FrameParser {
   maxPayloadBytes: number;
 
   readonly #masked: boolean;
+  readonly #deflate: boolean;
   readonly #sink: FrameSink;
   /** Set when frames go to an `onFrame` callback: it assembles each payload. */
   readonly #assembler: FrameAssembler | null = null;
@@ -98,6 +111,7 @@ export class FrameParser {
   /** Creates a parser that hands frames to `sink`, or each whole frame to an `onFrame` callback. */
   constructor(options: FrameParserOptions, sink: FrameSink | ((frame: Frame) => void)) {
     this.#masked = options.role === "server";
+    this.#deflate = options.deflate ?? false;
     this.maxPayloadBytes = options.maxPayloadBytes;
     if (typeof sink === "function") {
       this.#assembler = new FrameAssembler(sink);
@@ -165,7 +179,8 @@ export class FrameParser {
   /** Validates bytes 0 and 1 (§5.2) and returns the full header length they announce. */
   #checkFirstTwoBytes(b1: number): number {
     const b0 = this.#b0;
-    if (b0 & 0x70) throw new ProtocolError("reserved-bits");
+    // RSV2/RSV3 always, RSV1 unless deflate applies to this frame: 1002 (RFC 7692 §6.1).
+    if (b0 & 0x70) startsCompressedMessage(b0, this.#deflate);
     const opcode = b0 & 0x0f;
     if (!isKnownOpcode(opcode)) throw new ProtocolError("unknown-opcode");
     const masked = (b1 & 0x80) !== 0;
@@ -191,7 +206,7 @@ export class FrameParser {
     this.#headLength = 0;
     this.#headNeeded = 2;
     this.#offset = 0;
-    this.#sink.frameStart((this.#b0 & 0x80) !== 0, opcode, length);
+    this.#sink.frameStart((this.#b0 & 0x80) !== 0, opcode, length, (this.#b0 & 0x40) !== 0);
     if (length === 0) this.#sink.frameEnd();
     else this.#state = State.Payload;
   }
@@ -272,6 +287,7 @@ class FrameAssembler implements FrameSink {
   #fin = false;
   #opcode = 0;
   #length = 0;
+  #compressed = false;
   #payload = EMPTY;
   #written = 0;
 
@@ -283,10 +299,11 @@ class FrameAssembler implements FrameSink {
     return this.#payload.length;
   }
 
-  frameStart(fin: boolean, opcode: number, length: number): void {
+  frameStart(fin: boolean, opcode: number, length: number, compressed: boolean): void {
     this.#fin = fin;
     this.#opcode = opcode;
     this.#length = length;
+    this.#compressed = compressed;
     this.#written = 0;
   }
 
@@ -304,6 +321,8 @@ class FrameAssembler implements FrameSink {
   frameEnd(): void {
     const payload = this.#length === 0 ? new Uint8Array(0) : this.#payload;
     this.#payload = EMPTY;
-    this.#onFrame({ fin: this.#fin, opcode: this.#opcode, payload });
+    const frame: Frame = { fin: this.#fin, opcode: this.#opcode, payload };
+    if (this.#compressed) frame.compressed = true;
+    this.#onFrame(frame);
   }
 }

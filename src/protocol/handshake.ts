@@ -315,11 +315,12 @@ export async function acceptKey(key: string): Promise<string> {
   return new Uint8Array(digest).toBase64();
 }
 
-/** Builds the 101 Switching Protocols response. */
-export function buildAcceptResponse(accept: string): Uint8Array {
+/** Builds the 101 Switching Protocols response; `extensions` is the agreed Sec-WebSocket-Extensions. */
+export function buildAcceptResponse(accept: string, extensions?: string): Uint8Array {
   return encoder.encode(
     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-      `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      `Sec-WebSocket-Accept: ${accept}\r\n` +
+      (extensions === undefined ? "" : `Sec-WebSocket-Extensions: ${extensions}\r\n`) + "\r\n",
   );
 }
 

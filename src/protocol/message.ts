@@ -7,6 +7,7 @@
  * @module
  */
 import { parseClosePayload } from "./close.ts";
+import { maxCompressedBytes } from "./deflate.ts";
 import { ProtocolError } from "./errors.ts";
 import { FrameParser, type FrameSink, growBuffer, unmaskInto } from "./frame_parser.ts";
 import { isControlOpcode, Opcode } from "./opcode.ts";
@@ -28,6 +29,20 @@ export interface MessageReaderOptions {
   maxMessageBytes: number;
   /** The most frames one message may be split into; more fails with 1009 (default: no limit). */
   maxFragments?: number;
+}
+
+/**
+ * Inflates permessage-deflate messages (RFC 7692) for a {@linkcode MessageReader}. The codec
+ * lives outside the pure core (`src/net/deflate_codec.ts`); the reader only collects a
+ * compressed message's payload and hands it over whole.
+ */
+export interface MessageInflater {
+  /**
+   * Inflates one compressed message: the unmasked payloads of its frames, joined, without the
+   * `00 00 ff ff` tail. Returns the message's bytes; throws (with a `closeCode`) when the data is
+   * bad (1007) or inflates beyond `maxMessageBytes` (1009), stopping as soon as it would.
+   */
+  inflateMessage(compressed: Uint8Array): Uint8Array;
 }
 
 const EMPTY: Uint8Array = new Uint8Array(0);
@@ -54,9 +69,15 @@ export class MessageReader implements FrameSink {
   readonly #parser: FrameParser;
   readonly #maxMessageBytes: number;
   readonly #maxFragments: number;
+  /** The largest compressed message (a bit above the inflated cap: see maxCompressedBytes). */
+  readonly #maxCompressed: number;
+  /** permessage-deflate was negotiated: compressed messages go to it. */
+  readonly #inflater: MessageInflater | null;
   readonly #onEvent: (event: WebSocketEvent) => void;
   /** The opcode of the data message in progress, or 0 when none. */
   #messageOpcode = 0;
+  /** Whether the message in progress is compressed (RSV1 on its first frame). */
+  #compressed = false;
   /** Frames of the message in progress so far. */
   #fragments = 0;
   /** The message so far: its first `#length` bytes. */
@@ -73,13 +94,26 @@ export class MessageReader implements FrameSink {
   #control = EMPTY;
   #closed = false;
 
-  /** Creates a reader that hands each event to `onEvent`. */
-  constructor(options: MessageReaderOptions, onEvent: (event: WebSocketEvent) => void) {
+  /**
+   * Creates a reader that hands each event to `onEvent`. With an `inflater`, permessage-deflate
+   * was negotiated: RSV1 marks compressed messages, whose payload goes to it whole once the
+   * last frame is in; `maxMessageBytes` then bounds the inflated size (the inflater's job) and
+   * the compressed bytes are capped just above it. Without one, RSV1 fails with 1002.
+   */
+  constructor(
+    options: MessageReaderOptions,
+    onEvent: (event: WebSocketEvent) => void,
+    inflater: MessageInflater | null = null,
+  ) {
     this.#maxMessageBytes = options.maxMessageBytes;
     this.#maxFragments = options.maxFragments ?? Infinity;
+    this.#inflater = inflater;
+    this.#maxCompressed = inflater === null
+      ? options.maxMessageBytes
+      : maxCompressedBytes(options.maxMessageBytes);
     this.#onEvent = onEvent;
     this.#parser = new FrameParser(
-      { role: options.role, maxPayloadBytes: options.maxMessageBytes },
+      { role: options.role, maxPayloadBytes: this.#maxCompressed, deflate: inflater !== null },
       this,
     );
   }
@@ -103,7 +137,7 @@ export class MessageReader implements FrameSink {
   }
 
   /** Part of {@linkcode FrameSink}: checks a frame's header against the message in progress. */
-  frameStart(fin: boolean, opcode: number, length: number): void {
+  frameStart(fin: boolean, opcode: number, length: number, compressed: boolean): void {
     this.#frameOpcode = opcode;
     this.#frameFin = fin;
     if (isControlOpcode(opcode)) {
@@ -117,12 +151,16 @@ export class MessageReader implements FrameSink {
     } else {
       if (this.#messageOpcode !== 0) throw new ProtocolError("expected-continuation");
       this.#messageOpcode = opcode;
+      this.#compressed = compressed;
     }
     if (++this.#fragments > this.#maxFragments) throw new ProtocolError("too-many-fragments");
-    if (length > this.#maxMessageBytes - this.#length) throw new ProtocolError("message-too-big");
+    // The frame parser already capped a frame at #maxCompressed; an uncompressed message has
+    // the exact cap, a compressed one the compressed cap (its inflated size is checked later).
+    const max = this.#compressed ? this.#maxCompressed : this.#maxMessageBytes;
+    if (length > max - this.#length) throw new ProtocolError("message-too-big");
     // A final frame says exactly how large the message ends up: growth stops there, so the
     // buffer ends full and is handed out without a trimming copy.
-    this.#growLimit = fin ? this.#length + length : this.#maxMessageBytes;
+    this.#growLimit = fin ? this.#length + length : max;
   }
 
   /** Part of {@linkcode FrameSink}: stores payload bytes, checking text as they arrive. */
@@ -141,7 +179,7 @@ export class MessageReader implements FrameSink {
     // A text message whose bytes all came in this one piece is validated by the decoding
     // right after, in the same push: checking it twice would only cost time.
     if (
-      this.#messageOpcode === Opcode.Text &&
+      this.#messageOpcode === Opcode.Text && !this.#compressed &&
       !(this.#frameFin && at === 0 && end === this.#growLimit)
     ) {
       const state = validateUtf8(this.#utf8, this.#buffer, at, end);
@@ -169,12 +207,15 @@ export class MessageReader implements FrameSink {
     const length = this.#length;
     const text = this.#messageOpcode === Opcode.Text;
     const truncated = this.#utf8 !== UTF8_BOUNDARY;
+    const compressed = this.#compressed;
     // Let go of the buffer first: the handler may keep the message, the reader keeps nothing.
     this.#messageOpcode = 0;
+    this.#compressed = false;
     this.#fragments = 0;
     this.#buffer = EMPTY;
     this.#length = 0;
     this.#utf8 = UTF8_BOUNDARY;
+    if (compressed) return this.#inflated(text, buffer.subarray(0, length));
     if (!text) {
       // A fragmented message may have outgrown its size (doubling): trim, not hold the slack.
       const data = buffer.length === length && length > 0 ? buffer : buffer.slice(0, length);
@@ -184,6 +225,19 @@ export class MessageReader implements FrameSink {
     let data: string;
     try {
       data = DECODER.decode(buffer.length === length ? buffer : buffer.subarray(0, length));
+    } catch {
+      throw new ProtocolError("bad-utf8");
+    }
+    this.#onEvent({ type: "text", data });
+  }
+
+  /** A compressed message is complete: inflate it, then check text as a whole. */
+  #inflated(text: boolean, compressed: Uint8Array): void {
+    const bytes = this.#inflater!.inflateMessage(compressed);
+    if (!text) return this.#onEvent({ type: "binary", data: bytes });
+    let data: string;
+    try {
+      data = DECODER.decode(bytes);
     } catch {
       throw new ProtocolError("bad-utf8");
     }

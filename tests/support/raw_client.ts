@@ -7,6 +7,7 @@
  */
 import { encodeMaskedFrame } from "../../src/protocol/frame_encoder.ts";
 import { MessageReader, type WebSocketEvent } from "../../src/protocol/message.ts";
+import { Inflater } from "../../src/net/deflate_codec.ts";
 import { findHeaderEnd } from "../../src/protocol/handshake.ts";
 import { concat, utf8 } from "./bytes.ts";
 
@@ -60,6 +61,8 @@ export class RawClient implements AsyncDisposable {
     (e) => this.#events.push(e),
   );
   #eof = false;
+  /** Compressed messages received since {@linkcode RawClient.useDeflate}. */
+  compressedReceived = 0;
 
   private constructor(conn: Deno.TcpConn) {
     this.conn = conn;
@@ -83,6 +86,29 @@ export class RawClient implements AsyncDisposable {
     const response = await client.readResponse();
     if (response.status !== 101) throw new Error(`expected 101, got ${response.head}`);
     return client;
+  }
+
+  /**
+   * From here on, reads the server's frames as a permessage-deflate client does: RSV1 marks a
+   * compressed message, inflated with `windowBits` and no context takeover (we always agree
+   * `server_no_context_takeover`). Counts them in {@linkcode RawClient.compressedReceived}.
+   */
+  useDeflate(windowBits = 15): void {
+    const inflater = new Inflater(
+      { clientMaxWindowBits: windowBits, clientNoContextTakeover: true },
+      64 * 1024 * 1024,
+    );
+    this.#reader = new MessageReader(
+      { role: "client", maxMessageBytes: 64 * 1024 * 1024 },
+      (e) => this.#events.push(e),
+      {
+        inflateMessage: (compressed) => {
+          this.compressedReceived++;
+          inflater.push(compressed);
+          return inflater.finish();
+        },
+      },
+    );
   }
 
   /** Writes all of `bytes`. */
