@@ -10,10 +10,12 @@
 
 /* ---- math without -lm (the runner builds with plain `cc -O2`) */
 static double m_floor(double x) {
+  if (!(x > -9e18 && x < 9e18)) return x; /* NaN, huge, infinite */
   double t = (double)(long long)x;
   return t > x ? t - 1 : t;
 }
 static double m_ceil(double x) {
+  if (!(x > -9e18 && x < 9e18)) return x;
   double t = (double)(long long)x;
   return t < x ? t + 1 : t;
 }
