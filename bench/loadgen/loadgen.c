@@ -110,7 +110,14 @@ static void parse_config(const char *s) {
         } while (json_expect(&c, ','));
       }
       if (!json_expect(&c, ']')) fail("bad wsPorts");
-    } else json_skip(&c); /* fields another client understands (e.g. deflate) */
+    } else {
+      /* A field this client does not know (a newer LoadConfig option, e.g. deflate): fine
+         while it is off, an error when set, never a silently different scenario. */
+      char ch = json_peek(&c);
+      if (ch == 'f' || ch == 'n') json_skip(&c);
+      else if (ch == '0' && !(c.p[1] >= '0' && c.p[1] <= '9') && c.p[1] != '.') json_skip(&c);
+      else fail("the C load client does not support the config field \"%s\"", key);
+    }
 #undef NUM
   } while (json_expect(&c, ','));
   if (!json_expect(&c, '}')) fail("bad config JSON");
