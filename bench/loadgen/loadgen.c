@@ -739,6 +739,7 @@ static void pub_write(Pub *p, int k) {
 
 /** Stamps the body right before the bytes leave (makeBody of load_client.ts). */
 static void pub_start(Pub *p, int k, long seq) {
+  if (p->fd < 0) fail("The server closed the publish connection.");
   char *r = p->req;
   int h = (int)strlen(publishHead);
   char bodyHead[96];
@@ -819,7 +820,14 @@ static void pub_read(Pub *p) {
   }
   ssize_t n = read(p->fd, p->in + p->inLen, p->inCap - p->inLen);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-  if (n <= 0) fail("The server closed the publish connection.");
+  if (n <= 0) {
+    /* Only an error when an answer is awaited; an idle connection fails at its next use. */
+    if (p->busy) fail("The server closed the publish connection.");
+    ep(EPOLL_CTL_DEL, p->fd, 0, 0);
+    close(p->fd);
+    p->fd = -1;
+    return;
+  }
   p->inLen += (int)n;
   int status, bodyLen;
   char *body;
@@ -988,7 +996,10 @@ static void poll_once(double maxMs) {
     else if (kind == TAG_PUB) {
       Pub *p = &pubs[idx];
       if (evs[e].events & EPOLLOUT && p->reqOff < p->reqLen) pub_write(p, idx);
-      if (evs[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) pub_read(p);
+      if (evs[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        pub_read(p);
+        pump(); /* the next publish leaves now, not after the rest of this batch's reads */
+      }
     } else read_stdin();
   }
   if (n > 0) pump();
@@ -1297,6 +1308,7 @@ static void fanout_phase(void) {
   if (!job.active) published = &job.out;
   emit_result(OUTCOMES[outcome], start, cpu1, published);
   for (int k = 0; k < cfg.inflight; k++) {
+    if (pubs[k].fd < 0) continue;
     ep(EPOLL_CTL_DEL, pubs[k].fd, 0, 0);
     close(pubs[k].fd);
   }
