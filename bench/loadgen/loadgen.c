@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -1059,6 +1060,7 @@ static void emit(const char *fmt, ...) {
 /** A JSON number (null for NaN and ±Infinity, as JSON.stringify writes them). */
 static const char *num(double v, char *buf) {
   if (!isfinite(v)) return "null";
+  if (v == 0) return "0"; /* JSON.stringify(-0) is "0" */
   if (v == floor(v) && (v < 0 ? -v : v) < 1e15) snprintf(buf, 32, "%.0f", v);
   else {
     snprintf(buf, 32, "%.15g", v); /* the shortest that reads back the same, like JS */
@@ -1400,6 +1402,8 @@ static void make_keys(void) {
 }
 
 int main(int argc, char **argv) {
+  /* A write to a socket the server closed must be an error return, not the end of the run. */
+  signal(SIGPIPE, SIG_IGN);
   parse_config(argc > 1 ? argv[1] : "{}");
   if (getrandom(&rng_state, sizeof rng_state, 0) != sizeof rng_state || rng_state == 0)
     rng_state = 88172645463325252ULL;

@@ -19,7 +19,8 @@ static double m_ceil(double x) {
   double t = (double)(long long)x;
   return t < x ? t + 1 : t;
 }
-static double m_round(double x) { return x >= 0 ? m_floor(x + 0.5) : -m_floor(-x + 0.5); }
+/** Math.round: halves go up, also below zero. */
+static double m_round(double x) { return m_floor(x + 0.5); }
 #define floor m_floor
 #define ceil m_ceil
 #define round m_round
