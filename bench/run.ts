@@ -20,6 +20,10 @@
  *   `deno task start` ships with (deno.json), `--v8-flags=` for V8's defaults
  * - `--retries=N`: repeat a run up to N times when other processes loaded the machine during it
  *   (default 2; the quietest attempt is kept)
+ * - `--client=c|deno`: the load client: `c` is `bench/loadgen/loadgen.c`, built with
+ *   `cc -O2` into .artifacts/loadgen at the start (one epoll process, so the client is not the
+ *   bottleneck against fast servers); `deno` is `bench/load_client.ts`. Default: `c` when `cc`
+ *   builds it, else `deno`
  *
  * Each server is started through `bash -c 'ulimit -n …; exec taskset -c 1 deno run …'`; the load
  * client likewise on core 0. Every phase has a timeout; the client closes its connections and
@@ -40,7 +44,15 @@ import {
   type ServerKind,
   targetsTable,
 } from "./report.ts";
-import { ARTIFACTS, type RunContext, runOnce, SERVER_CORE, serverArgv } from "./run_once.ts";
+import {
+  ARTIFACTS,
+  buildLoadgen,
+  type LoadClientKind,
+  type RunContext,
+  runOnce,
+  SERVER_CORE,
+  serverArgv,
+} from "./run_once.ts";
 import { CLIENT_BOUND_PERCENT, evaluateTargets } from "./targets.ts";
 import {
   fullScenarios,
@@ -66,6 +78,8 @@ interface Options {
   v8Flags?: string;
   /** Whether --servers was given (else Bun is added when installed). */
   serversGiven: boolean;
+  /** --client: the load client, or undefined for "c when it builds, else deno". */
+  client?: LoadClientKind;
 }
 
 function parseOptions(args: string[]): Options {
@@ -81,7 +95,10 @@ function parseOptions(args: string[]): Options {
     }
   }
   for (const a of args) {
-    if (!/^--(quick|only=|runs=|servers=|out=|max-minutes=|retries=|cpu-prof$|v8-flags=)/.test(a)) {
+    if (
+      !/^--(quick|only=|runs=|servers=|out=|max-minutes=|retries=|cpu-prof$|v8-flags=|client=(c|deno)$)/
+        .test(a)
+    ) {
       throw new Error(`Unknown option ${a}. See the header of bench/run.ts.`);
     }
   }
@@ -96,6 +113,7 @@ function parseOptions(args: string[]): Options {
     cpuProf: args.includes("--cpu-prof"),
     v8Flags: get("v8-flags") ?? productV8Flags(),
     serversGiven: get("servers") !== undefined,
+    client: get("client") as LoadClientKind | undefined,
   };
 }
 
@@ -195,6 +213,20 @@ async function main(): Promise<void> {
     `${machine.cores} cores, ${machine.cpu}, ${machine.deno}; ${scenarios.length} scenarios × ${options.runs} runs × ${options.servers.length} servers`,
   );
 
+  // The C load client when it builds (or when asked for); the Deno one otherwise, with a note.
+  let client: LoadClientKind = options.client ?? "c";
+  if (client === "c") {
+    const built = await buildLoadgen();
+    if (!built.ok && options.client === "c") throw new Error(`--client=c: ${built.why}`);
+    if (!built.ok) {
+      client = "deno";
+      notes.push(`The C load client was not built (${built.why}): the Deno one was used.`);
+    }
+  }
+  console.log(
+    `load client: ${client === "c" ? "C (bench/loadgen)" : "Deno (bench/load_client.ts)"}`,
+  );
+
   const results: RunResult[] = [];
   let oursLacksApi = "";
   const context: RunContext = {
@@ -202,6 +234,7 @@ async function main(): Promise<void> {
     cpuProf: options.cpuProf,
     v8Flags: options.v8Flags,
     bunPath,
+    client,
   };
   if (options.cpuProf) await Deno.mkdir(`${ARTIFACTS}/prof`, { recursive: true });
   outer: for (const scenario of scenarios) {
@@ -276,6 +309,7 @@ async function main(): Promise<void> {
     }`;
   let report = renderReport({
     machine,
+    client,
     commit: `${commit}; sources (main.ts, src/) hash ${hashes.join(" → ")}`,
     command,
     serverCommands: Object.fromEntries(

@@ -146,8 +146,78 @@ async function waitReady(
   }
 }
 
+/** Which load client drives the runs: the C epoll one (`bench/loadgen/`) or the Deno one. */
+export type LoadClientKind = "c" | "deno";
+
+/** Where the runner builds the C load client. */
+export const LOADGEN_PATH = ".artifacts/loadgen";
+
+/**
+ * Builds the C load client (`cc -O2`, libc only); false when there is no `cc` or the build
+ * fails (`why` says which).
+ */
+export async function buildLoadgen(): Promise<{ ok: boolean; why: string }> {
+  try {
+    const out = await new Deno.Command("cc", {
+      args: ["-O2", "-o", LOADGEN_PATH, "bench/loadgen/loadgen.c"],
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const why = new TextDecoder().decode(out.stderr).trim();
+    return { ok: out.success, why: out.success ? "" : `cc failed: ${why.slice(0, 500)}` };
+  } catch (err) {
+    return { ok: false, why: `no cc: ${err instanceof Error ? err.message : err}` };
+  }
+}
+
+/** The LoadConfig fields bench/loadgen/loadgen.c implements (others must be off: false, 0). */
+const LOADGEN_FIELDS = new Set([
+  "wsPort",
+  "wsPorts",
+  "httpPort",
+  "channel",
+  "path",
+  "clients",
+  "slow",
+  "messages",
+  "seconds",
+  "size",
+  "inflight",
+  "rate",
+  "echo",
+  "echoWarmup",
+  "idle",
+  "connectConcurrency",
+  "stallMs",
+  "timeoutMs",
+  "drainMs",
+]);
+
+/** Whether the C load client can run `config` (no field it lacks is switched on). */
+export function loadgenSupports(config: LoadConfig): boolean {
+  return Object.entries(config).every(([k, v]) => LOADGEN_FIELDS.has(k) || !v);
+}
+
+/**
+ * The load client's command line for `config`: the C one when asked for and it supports every
+ * field that is switched on (a scenario it cannot run falls back to the Deno client).
+ */
+export function clientArgv(kind: LoadClientKind, config: LoadConfig): string[] {
+  if (kind === "c" && loadgenSupports(config)) return [LOADGEN_PATH, JSON.stringify(config)];
+  return [
+    denoPath(),
+    "run",
+    "--allow-net=127.0.0.1",
+    "--allow-read=/proc/self/stat",
+    "bench/load_client.ts",
+    JSON.stringify(config),
+  ];
+}
+
 /** How runs are made. */
 export interface RunContext {
+  /** The load client (default: the Deno one). */
+  client?: LoadClientKind;
   /** Pin with taskset. */
   taskset: boolean;
   /** Profile the Deno servers. */
@@ -234,15 +304,11 @@ export async function runOnce(
       deflate: scenario.deflate ?? false,
       realisticBody: scenario.realisticBody ?? false,
     };
+    if (options.client === "c" && !loadgenSupports(config)) {
+      result.notes.push("the C load client lacks an option this scenario sets: the Deno one ran");
+    }
     client = spawnPinned({
-      argv: [
-        denoPath(),
-        "run",
-        "--allow-net=127.0.0.1",
-        "--allow-read=/proc/self/stat",
-        "bench/load_client.ts",
-        JSON.stringify(config),
-      ],
+      argv: clientArgv(options.client ?? "deno", config),
       core: CLIENT_CORE,
       stdin: true,
       stdout: true,
