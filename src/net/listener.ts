@@ -22,6 +22,7 @@ import type { Logger } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import { WriteScheduler } from "./outbox/write_scheduler.ts";
 import { WritePool } from "./outbox/write_pool.ts";
+import { yieldToIo } from "./outbox/io_yield.ts";
 import type { Backlog } from "./outbox/backlog.ts";
 import { Connection, formatAddr } from "./connection.ts";
 import { DeflateAgreements } from "./deflate_agreements.ts";
@@ -42,30 +43,11 @@ import {
 } from "./handshake_io.ts";
 import { clockMs } from "../clock.ts";
 
-/** Where the WebSocket server listens; {@linkcode bindWebSocket} binds it. */
-export interface BindOptions {
-  /** Address to bind. */
-  hostname: string;
-  /** Port to bind; 0 picks a free one. */
-  port: number;
-  /** PEM certificate and key: accept TLS (wss://) instead of plain TCP. */
-  tls?: { cert: string; key: string };
-}
-
-/**
- * Binds the WebSocket port (TLS when `tls` is given). The app binds both servers' ports before
- * it builds either, so each is built knowing both addresses.
- */
-export function bindWebSocket(options: BindOptions): Deno.Listener {
-  const { hostname, port, tls } = options;
-  return tls
-    ? Deno.listenTls({ hostname, port, transport: "tcp", ...tls })
-    : Deno.listen({ hostname, port, transport: "tcp" });
-}
+export { type BindOptions, bindWebSocket } from "./bind.ts";
 
 /** Options of {@linkcode WebSocketServer}. */
 export interface WebSocketServerOptions {
-  /** The bound socket ({@linkcode bindWebSocket}); the server owns it from here. */
+  /** The bound socket (`bindWebSocket` (`bind.ts`)); the server owns it from here. */
   listener: Deno.Listener;
   /** The address it was bound with: the Host names accepted by default are its own. */
   hostname: string;
@@ -117,6 +99,7 @@ export class WebSocketServer {
   #reserved = 0;
   #scheduler: WriteScheduler | null = null;
   readonly #pool = new WritePool();
+  #stopPool = () => this.#pool.close();
   #closing = false;
   readonly #deflate = new DeflateAgreements();
   #backoff: { timer: ReturnType<typeof setTimeout>; resolve: () => void } | null = null;
@@ -140,6 +123,7 @@ export class WebSocketServer {
     const tickMs = Math.min(1000, Math.max(10, Math.min(...deadlines) / 4));
     this.#ticker = setInterval(() => this.#tick(), tickMs);
     if (o.writeDelay > 0) this.#scheduler = new WriteScheduler(o.writeDelay);
+    this.#stopPool = yieldToIo(this.#pool);
     this.#acceptLoop = this.#accept(this.#options.listener);
     const addr = this.#options.listener.addr as Deno.NetAddr;
     this.#options.logger.info("ws.listening", { address: `${addr.hostname}:${addr.port}` });
@@ -181,7 +165,7 @@ export class WebSocketServer {
     if (this.#handshakes > 0) await new Promise<void>((r) => this.#handshakesDone = r);
     clearInterval(this.#ticker);
     this.#scheduler?.close();
-    this.#pool.close();
+    this.#stopPool();
   }
 
   async #accept(listener: Deno.Listener): Promise<void> {

@@ -14,6 +14,16 @@
  * A peer that stopped reading keeps its write pending forever; such a write gives its slot back
  * after {@linkcode WritePool.stallMs}, so stalled peers cannot close the window for the others.
  *
+ * Under sustained load the window also pauses every {@linkcode YIELD_EVERY} grants until the
+ * runtime's I/O driver has run once ({@linkcode WritePool.yieldWith}): writes to healthy sockets
+ * complete without waiting for readiness, so a busy window never leaves the event loop idle, and
+ * the runtime then polls other sockets' readiness only now and then. Measured on 1,000 busy
+ * sockets (2026-12-02): an HTTP request to the same process took 64 ms (p50) to be answered
+ * without the pause and 0.7 ms with it, at the same write rate; those requests are the publishes.
+ * In the server (1,000 clients, one POST in flight, C load client) the pause every 32 grants took
+ * fan-out from 120k to 2.5M deliveries/s (publishes no longer wait behind writes, so frames of
+ * many publishes share each write) at a p99 of 19 ms; every 16: 2.0M, 64: 1.5M, 128: 0.9M.
+ *
  * @module
  */
 import { clockMs } from "../../clock.ts";
@@ -34,6 +44,9 @@ export const WRITE_WINDOW = 32;
 
 /** A write pending this long gives its slot back by default: its peer is not reading. */
 export const SLOT_STALL_MS = 20;
+
+/** Grants between two pauses for the I/O driver, by default. */
+export const YIELD_EVERY = 32;
 
 /**
  * The write window of one server (see the module doc).
@@ -59,6 +72,11 @@ export class WritePool {
   /** Releases so far: a window that saw none for `stallMs` is stuck on stalled peers. */
   #releases = 0;
   #watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** Resolves once the I/O driver has run; null: never pause. */
+  #pass: (() => Promise<void>) | null = null;
+  #yieldEvery = YIELD_EVERY;
+  #grants = 0;
+  #paused = false;
 
   /** A window of `limit` writes; writes pending `stallMs` give their slot back. */
   constructor(limit: number = WRITE_WINDOW, stallMs: number = SLOT_STALL_MS) {
@@ -81,9 +99,8 @@ export class WritePool {
    * one is free, else in arrival order.
    */
   request(writer: PooledWriter): void {
-    if (this.#active.length < this.limit) {
-      this.#active.push(writer);
-      writer.grant();
+    if (!this.#paused && this.#active.length < this.limit) {
+      this.#give(writer);
     } else {
       this.#waiting.push(writer);
       this.#watch();
@@ -105,9 +122,37 @@ export class WritePool {
     this.#pump();
   }
 
+  /**
+   * Makes the window pause every `every` grants until `pass()` resolves (see the module doc).
+   * A `pass` that fails turns pausing off, so a broken yield can never stop the writes.
+   */
+  yieldWith(pass: () => Promise<void>, every: number = YIELD_EVERY): void {
+    this.#pass = pass;
+    this.#yieldEvery = every;
+  }
+
+  /** Gives `writer` a slot, and starts a pause after every `yieldEvery`th grant. */
+  #give(writer: PooledWriter): void {
+    this.#active.push(writer);
+    if (++this.#grants >= this.#yieldEvery && this.#pass !== null) {
+      this.#grants = 0;
+      this.#paused = true;
+      this.#pass().then(this.#resume, () => {
+        this.#pass = null;
+        this.#resume();
+      });
+    }
+    writer.grant(); // may release at once (nothing to write), which pumps again: still bounded
+  }
+
+  readonly #resume = (): void => {
+    this.#paused = false;
+    this.#pump();
+  };
+
   /** Grants free slots to waiting writers, oldest first. */
   #pump(): void {
-    while (this.#active.length < this.limit && this.#head < this.#waiting.length) {
+    while (!this.#paused && this.#active.length < this.limit && this.#head < this.#waiting.length) {
       const next = this.#waiting[this.#head];
       this.#waiting[this.#head++] = DONE;
       if (this.#head === this.#waiting.length) {
@@ -118,8 +163,7 @@ export class WritePool {
         this.#waiting = this.#waiting.slice(this.#head);
         this.#head = 0;
       }
-      this.#active.push(next);
-      next.grant(); // may release at once (nothing to write), which pumps again: still bounded
+      this.#give(next);
     }
   }
 

@@ -6,6 +6,7 @@
 import { assertEquals } from "@std/assert";
 import { type PooledWriter, WritePool } from "../../../src/net/outbox/write_pool.ts";
 import { clockMs } from "../../../src/clock.ts";
+import { IoYield } from "../../../src/net/outbox/io_yield.ts";
 
 /** Records its grants; `writeSince` is set by the test to stand for a pending write. */
 class Writer implements PooledWriter {
@@ -90,4 +91,54 @@ Deno.test("a window that keeps moving takes no slot back, however long writers w
   await new Promise((r) => setTimeout(r, 30)); // the watchdog fires once and stops
   assertEquals(pool.active, 0);
   pool.close();
+});
+
+Deno.test("the window pauses every N grants until the I/O driver ran, then serves the rest in order", async () => {
+  const log: string[] = [];
+  const pool = new WritePool(10, 1000);
+  let pass: () => void = () => {};
+  let passes = 0;
+  pool.yieldWith(() => {
+    passes++;
+    return new Promise<void>((resolve) => pass = resolve);
+  }, 3);
+  const writers = Array.from({ length: 7 }, (_, i) => new Writer(`w${i}`, log));
+  for (const w of writers) pool.request(w);
+  assertEquals(log, ["w0", "w1", "w2"], "paused after the third grant, although slots are free");
+  assertEquals([passes, pool.waiting], [1, 4]);
+  pass();
+  await Promise.resolve();
+  await Promise.resolve();
+  assertEquals(log, ["w0", "w1", "w2", "w3", "w4", "w5"], "resumed in order, paused again");
+  pass();
+  await Promise.resolve();
+  await Promise.resolve();
+  assertEquals(log.length, 7);
+  assertEquals(passes, 2);
+  pool.close();
+});
+
+Deno.test("a yield that fails turns pausing off instead of stopping the writes", async () => {
+  const log: string[] = [];
+  const pool = new WritePool(10, 1000);
+  let calls = 0;
+  pool.yieldWith(() => {
+    calls++;
+    return Promise.reject(new Error("pair closed"));
+  }, 2);
+  const writers = Array.from({ length: 6 }, (_, i) => new Writer(`w${i}`, log));
+  for (const w of writers) pool.request(w);
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+  assertEquals(log.length, 6, "everyone granted");
+  assertEquals(calls, 1, "no further pauses");
+  pool.close();
+});
+
+Deno.test("IoYield: a byte through a loopback pair resolves the pass; closing ends it", async () => {
+  const pair = await IoYield.open();
+  for (let i = 0; i < 3; i++) await pair.pass();
+  pair.close();
+  let failed = false;
+  await pair.pass().catch(() => failed = true);
+  assertEquals(failed, true, "a closed pair rejects, so the pool turns pausing off");
 });
