@@ -8,7 +8,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startHttpServer } from "./http/http_server.ts";
-import { SseEndpoint } from "./http/sse.ts";
+import { SseEndpoint, type SseStream } from "./http/sse.ts";
 import { bindWebSocket, WebSocketServer } from "./net/listener.ts";
 import { headBuffers, readBuffers } from "./net/read_buffers.ts";
 import { echoHandler } from "./push/echo_handler.ts";
@@ -20,7 +20,7 @@ import { RedisIdempotencyStore } from "./http/idempotency_redis.ts";
 import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
-import { Sessions } from "./push/sessions.ts";
+import { joinSessions, Sessions, type UserConnections } from "./push/sessions.ts";
 import { disconnectUser, unsubscribeUser } from "./http/management_api.ts";
 import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
 import type { Peer } from "./net/peer.ts";
@@ -58,6 +58,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // First: a bad key or an unreachable JWKS stops the server before it binds anything.
   const clientAuth = await authFromConfig(config, { logger });
   const sessions = new Sessions<Peer>();
+  // Every connection of a user, WebSocket or event stream (the streams' registry is the SSE
+  // endpoint's, built below): what POST /disconnect and /unsubscribe act on, here and through
+  // push:control for the other instances.
+  let users: UserConnections<Peer | SseStream> = sessions;
   // Built once both ports are bound; publishes that arrive before count no clients.
   let ws: WebSocketServer | undefined;
   const backlog: Backlog | undefined = config.maxBacklogBytes > 0
@@ -80,8 +84,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       // POST /unsubscribe there: take this one's connections of the user out of the channel.
       onControl: (m) =>
         "disconnect" in m
-          ? disconnectUser(sessions, m.disconnect, metrics)
-          : unsubscribeUser(sessions, hub, m.unsubscribe, m.channel, metrics),
+          ? disconnectUser(users, m.disconnect, metrics)
+          : unsubscribeUser(users, hub, m.unsubscribe, m.channel, metrics),
     });
     broadcastDisconnect = (user) => broker.broadcastControl({ disconnect: user });
     // Idempotency-Key answers live in Redis, so a retry on another instance replays them.
@@ -129,6 +133,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     logger,
     metrics,
   });
+  users = joinSessions<Peer | SseStream>(sessions, sse.sessions);
   const wsListener = bindWebSocket({ hostname: config.hostname, port: config.wsPort, tls });
   const wsAddr = wsListener.addr as Deno.NetAddr;
   let http;
@@ -145,10 +150,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       view: hub instanceof Hub ? hub : undefined,
       publishToken: config.publishToken,
       authenticator: clientAuth.auth ?? undefined,
-      sessions,
+      sessions: users,
       broadcastDisconnect,
       unsubscribeUser: (user: string, channel: string) =>
-        unsubscribeUser(sessions, hub, user, channel, metrics),
+        unsubscribeUser(users, hub, user, channel, metrics),
       broadcastUnsubscribe,
       maxMessageBytes: config.maxMessageBytes,
       idempotencyWindow: config.idempotencyWindow,
