@@ -20,7 +20,7 @@ import { RedisIdempotencyStore } from "./http/idempotency_redis.ts";
 import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
-import { joinSessions, Sessions, type UserConnections } from "./push/sessions.ts";
+import { joinSessions, Sessions } from "./push/sessions.ts";
 import { disconnectUser, unsubscribeUser } from "./http/management_api.ts";
 import { hostPolicy, isLoopbackHost } from "./protocol/handshake.ts";
 import type { Peer } from "./net/peer.ts";
@@ -58,10 +58,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // First: a bad key or an unreachable JWKS stops the server before it binds anything.
   const clientAuth = await authFromConfig(config, { logger });
   const sessions = new Sessions<Peer>();
-  // Every connection of a user, WebSocket or event stream (the streams' registry is the SSE
-  // endpoint's, built below): what POST /disconnect and /unsubscribe act on, here and through
-  // push:control for the other instances.
-  let users: UserConnections<Peer | SseStream> = sessions;
+  const streams = new Sessions<SseStream>();
+  // Every connection of a user, WebSocket or event stream: what POST /disconnect and /unsubscribe
+  // act on, here and through push:control for the other instances.
+  const users = joinSessions<Peer | SseStream>(sessions, streams);
   // Built once both ports are bound; publishes that arrive before count no clients.
   let ws: WebSocketServer | undefined;
   const backlog: Backlog | undefined = config.maxBacklogBytes > 0
@@ -130,10 +130,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     maxQueueBytes: config.maxQueueBytes,
     maxSubscriptions: config.maxSubscriptions,
     pingInterval: config.pingInterval,
+    sessions: streams,
     logger,
     metrics,
   });
-  users = joinSessions<Peer | SseStream>(sessions, sse.sessions);
   const wsListener = bindWebSocket({ hostname: config.hostname, port: config.wsPort, tls });
   const wsAddr = wsListener.addr as Deno.NetAddr;
   let http;

@@ -43,6 +43,8 @@ export interface SseOptions {
   maxSubscriptions: number;
   /** `--ping-interval` in ms (0 = no comment lines). */
   pingInterval: number;
+  /** Where the streams are registered by user (with `auth` only); a new registry if absent. */
+  sessions?: Sessions<SseStream>;
   /** Where events are logged. */
   logger: Logger;
   /** Where refusals and slow consumers are counted. */
@@ -68,7 +70,7 @@ export class SseEndpoint {
    * and `POST /unsubscribe`. Filled only when tokens are verified, as the WebSocket's registry:
    * without a key a stream is nobody's.
    */
-  readonly sessions: Sessions<SseStream> = new Sessions<SseStream>();
+  readonly sessions: Sessions<SseStream>;
   readonly #o: SseOptions;
   readonly #streams = new Set<SseStream>();
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -77,6 +79,7 @@ export class SseEndpoint {
   /** Applies `options`. */
   constructor(options: SseOptions) {
     this.#o = options;
+    this.sessions = options.sessions ?? new Sessions<SseStream>();
   }
 
   /** Open streams (counted in `--max-clients` with the WebSocket clients). */
