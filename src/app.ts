@@ -8,7 +8,7 @@ import { type Config, ConfigError } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { startHttpServer } from "./http/http_server.ts";
-import { SseEndpoint } from "./http/sse.ts";
+import { SseEndpoint, type SseStream } from "./http/sse.ts";
 import { bindWebSocket, WebSocketServer } from "./net/listener.ts";
 import { headBuffers, readBuffers } from "./net/read_buffers.ts";
 import { echoHandler } from "./push/echo_handler.ts";
@@ -20,7 +20,7 @@ import { RedisIdempotencyStore } from "./http/idempotency_redis.ts";
 import { MemoryBroker } from "./push/memory_broker.ts";
 import { parseRedisUrl } from "./redis/url.ts";
 import { createPushHandler } from "./push/push_handler.ts";
-import { Sessions } from "./push/sessions.ts";
+import { joinSessions, Sessions } from "./push/sessions.ts";
 import { Presence } from "./push/presence.ts";
 import { RedisPresence } from "./push/redis_presence.ts";
 import { ChannelPatterns } from "./push/channel_patterns.ts";
@@ -61,6 +61,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
   // First: a bad key or an unreachable JWKS stops the server before it binds anything.
   const clientAuth = await authFromConfig(config, { logger });
   const sessions = new Sessions<Peer>();
+  const streams = new Sessions<SseStream>();
+  // Every connection of a user, WebSocket or event stream: what POST /disconnect and /unsubscribe
+  // act on, here and through push:control for the other instances.
+  const users = joinSessions<Peer | SseStream>(sessions, streams);
   // Built once both ports are bound; publishes that arrive before count no clients.
   let ws: WebSocketServer | undefined;
   const backlog: Backlog | undefined = config.maxBacklogBytes > 0
@@ -85,7 +89,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       // A presence join or leave decided on another instance: tell this one's subscribers.
       onControl: (m) =>
         "disconnect" in m
-          ? disconnectUser(sessions, m.disconnect, metrics)
+          ? disconnectUser(users, m.disconnect, metrics)
           : "presence" in m
           ? presence?.notify({
             notice: m.presence,
@@ -93,7 +97,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
             user: m.user,
             info: m.info,
           })
-          : unsubscribeUser(sessions, hub, m.unsubscribe, m.channel, metrics),
+          : unsubscribeUser(users, hub, m.unsubscribe, m.channel, metrics),
     });
     // Presence lives in Redis too, each instance's entries expiring unless refreshed.
     presence?.share(new RedisPresence({ link: broker, presence, logger }));
@@ -142,6 +146,7 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
     maxQueueBytes: config.maxQueueBytes,
     maxSubscriptions: config.maxSubscriptions,
     pingInterval: config.pingInterval,
+    sessions: streams,
     logger,
     metrics,
   });
@@ -161,10 +166,10 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       view: hub instanceof Hub ? hub : undefined,
       publishToken: config.publishToken,
       authenticator: clientAuth.auth ?? undefined,
-      sessions,
+      sessions: users,
       broadcastDisconnect,
       unsubscribeUser: (user: string, channel: string) =>
-        unsubscribeUser(sessions, hub, user, channel, metrics),
+        unsubscribeUser(users, hub, user, channel, metrics),
       broadcastUnsubscribe,
       maxMessageBytes: config.maxMessageBytes,
       idempotencyWindow: config.idempotencyWindow,

@@ -1,7 +1,8 @@
 /**
  * `POST /disconnect?user=SUB`: closes every connection of a user (a token's `sub`) with
  * **4003** "disconnected by server" and answers `{"disconnected":N}`, N being the connections
- * this instance closed. With Redis, the request is also published to every other instance,
+ * this instance closed: WebSocket clients (close frame 4003) and `GET /events` streams (a last
+ * `closed` notice with 4003, then the end of the response) alike. With Redis, the request is also published to every other instance,
  * which closes its own connections of the user when the message arrives (asynchronously: the
  * answer does not wait for them) and `instances` says how many instances Redis handed it to
  * (this one included).
@@ -28,7 +29,8 @@ export const DISCONNECT_REASON = "disconnected by server";
 const MAX_USER_CHARS = 256;
 
 /**
- * Closes every local connection of `user` with 4003 "disconnected by server" and counts them;
+ * Closes every local connection of `user` (WebSocket or event stream, whatever `sessions`
+ * joins) with 4003 "disconnected by server" and counts them;
  * returns how many. The endpoint calls it, and so does the Redis control channel for requests
  * made on another instance.
  */
@@ -110,8 +112,8 @@ export function unsubscribedNotice(channel: string): string {
 }
 
 /**
- * Takes every local connection of `user` out of `channel`, each told with the `unsubscribed`
- * notice; returns how many were in it. The endpoint calls it, and so does the Redis control
+ * Takes every local connection of `user` (WebSocket or event stream) out of `channel`, each
+ * told with the `unsubscribed` notice (a WebSocket message, or an `event: notice`); returns how many were in it. The endpoint calls it, and so does the Redis control
  * channel for requests made on another instance.
  */
 export function unsubscribeUser<P extends Subscriber & SessionPeer>(

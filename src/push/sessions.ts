@@ -56,3 +56,27 @@ export class Sessions<P extends SessionPeer = SessionPeer> {
     return peers.length;
   }
 }
+
+/** What acting on a user needs: its connections, and closing them all. */
+export type UserConnections<P extends SessionPeer = SessionPeer> = Pick<
+  Sessions<P>,
+  "of" | "disconnect"
+>;
+
+/**
+ * One view over several registries (the WebSocket connections' and the event streams'), so
+ * `POST /disconnect` and `POST /unsubscribe` reach a user on every transport. Each transport
+ * keeps its own registry, with its own peer type, and neither imports the other.
+ */
+export function joinSessions<P extends SessionPeer>(
+  ...parts: UserConnections<P>[]
+): UserConnections<P> {
+  return {
+    of: (user) => parts.flatMap((p) => p.of(user)),
+    disconnect: (user, code, reason) => {
+      let closed = 0;
+      for (const p of parts) closed += p.disconnect(user, code, reason);
+      return closed;
+    },
+  };
+}

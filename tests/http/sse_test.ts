@@ -133,3 +133,47 @@ Deno.test("/events: a reader that stops reading is cut once more than --max-queu
   const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
   assertStringIncludes(metrics, "push_sse_slow_consumers_total 1");
 });
+
+Deno.test("/events?since= resumes each channel after the position given; Last-Event-ID wins over it", async () => {
+  await using server = await startTestServer();
+  const E = server.epoch;
+  for (let i = 1; i <= 4; i++) await publishOk(server, "a", `a${i}`);
+  await publishOk(server, "b", "b1");
+  await using sse = await SseClient.open(`${server.httpUrl}/events?channels=a,b&since=a:${E}:2`);
+  // a resumes after 2 (3 and 4 replayed, each id naming the position reached, before b has
+  // joined); b starts live.
+  const three = await sse.nextWhere(isData);
+  assertEquals(JSON.parse(three.data!).id, 3);
+  assertEquals(three.id, `a:${E}:3`);
+  assertEquals(JSON.parse((await sse.nextWhere(isData)).data!).id, 4);
+  await publishOk(server, "b", "b2");
+  const b2 = await sse.nextWhere(isData);
+  assertEquals(JSON.parse(b2.data!).data, "b2");
+  assertEquals(b2.id, `a:${E}:4,b:${E}:2`);
+  // A reconnect's header is the newer position: only what follows it is sent.
+  await using again = await SseClient.open(`${server.httpUrl}/events?channels=a&since=a:${E}:0`, {
+    "last-event-id": `a:${E}:3`,
+  });
+  assertEquals(JSON.parse((await again.nextWhere(isData)).data!).id, 4);
+});
+
+Deno.test("/events with a key: Authorization: Bearer works, a bad token is 401 with its reason, --anonymous allows public channels only", async () => {
+  await using server = await startTestServer([
+    ...["--jwt-secret", SECRET, "--anonymous", "true", "--public-channels", "pub.*"],
+  ]);
+  const token = await hsToken(claims("alice", { channels: ["news"] }));
+  await using bearer = await SseClient.open(`${server.httpUrl}/events?channels=news`, {
+    authorization: `Bearer ${token}`,
+  });
+  await bearer.nextWhere((e) => e.event === "notice");
+  const other = await hsToken(claims("alice", { channels: ["news"] }), "x".repeat(40));
+  const forged = await fetch(`${server.httpUrl}/events?channels=news&token=${other}`);
+  assertEquals(forged.status, 401);
+  assertStringIncludes(forged.headers.get("www-authenticate")!, "invalid_token");
+  assertStringIncludes((await forged.json()).error, "(signature)");
+  const anonymousPrivate = await fetch(`${server.httpUrl}/events?channels=news`);
+  assertEquals(anonymousPrivate.status, 403);
+  assertStringIncludes((await anonymousPrivate.json()).error, "news");
+  await using anonymous = await SseClient.open(`${server.httpUrl}/events?channels=pub.x`);
+  await anonymous.nextWhere((e) => e.event === "notice");
+});

@@ -1,12 +1,14 @@
 /**
  * The client library (static/push-client.js) in Deno against the real server: publications once
- * and in order, a drop resumed without gap or duplicate, `lost` surfaced, `quit` on close.
+ * and in order, a drop resumed without gap or duplicate, `lost` surfaced, `quit` on close, the
+ * token function asked at every connect and again on `expiring`.
  */
 import { assertEquals, assertStringIncludes } from "@std/assert";
 import { type Notice, type Publication, PushClient } from "../../static/push-client.js";
 import { startTestServer } from "../support/server.ts";
 import { publishOk, range } from "../support/push_api.ts";
 import { pollUntil } from "../support/async.ts";
+import { claims, hsToken, seconds, SECRET } from "../support/jwt.ts";
 
 const WAIT_MS = 5000;
 
@@ -79,6 +81,36 @@ Deno.test("PushClient: the token goes in the query, asked again at every connect
     client.socket!.close(4000, "drop");
     await pollUntil(() => client.state === "open" && asked === 2, WAIT_MS, "reconnected");
     assertStringIncludes(client.socket!.url, "token=t2");
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("PushClient: a token function is asked again when the server says expiring, and the connection stays", async () => {
+  await using server = await startTestServer(["--jwt-secret", SECRET]);
+  const tokens = [
+    // Two seconds to live: the server says `expiring` a fifth of a second before exp.
+    await hsToken(claims("alice", { channels: ["news"], exp: seconds(2) })),
+    await hsToken(claims("alice", { channels: ["news"] })),
+  ];
+  let asked = 0;
+  const client = new PushClient(`${server.wsUrl}/`, { token: () => tokens[asked++] });
+  const notices: string[] = [];
+  client.on("notice", (n) => notices.push(n.notice));
+  const got: number[] = [];
+  const sub = client.subscribe("news", (p) => got.push(p.id));
+  try {
+    await pollUntil(() => sub.status === "subscribed", WAIT_MS, "subscribed");
+    const socket = client.socket;
+    assertEquals(asked, 1);
+    await pollUntil(() => notices.includes("authenticated"), WAIT_MS, "the refreshed token");
+    assertEquals(asked, 2);
+    assertEquals(notices.filter((n) => n === "expiring").length, 1);
+    // Still the first socket: the refresh went over it (`auth TOKEN`), no reconnect.
+    assertEquals(client.socket, socket);
+    assertEquals(client.state, "open");
+    await publishOk(server, "news", "after the refresh");
+    await pollUntil(() => got.length === 1, WAIT_MS, "a publication after the refresh");
   } finally {
     client.close();
   }
