@@ -27,6 +27,9 @@ export type ConnectionState = CloseState;
 /** `--deflate-min-bytes`' default, for servers made without it (tests). */
 const DEFLATE_MIN_BYTES = 256;
 
+/** What a compressed message read while closing inflates to (it is dropped anyway). */
+const NOTHING = new Uint8Array(0);
+
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
 
@@ -250,6 +253,10 @@ export class Connection extends ConnectionLifecycle implements Peer, MessageInfl
    * `--max-message-bytes` applied to the inflated size while inflating. Throws `DeflateError`.
    */
   inflateMessage(compressed: Uint8Array): Uint8Array {
+    // Closing, the message is dropped unread (see onEvent): not inflating it keeps a client
+    // that was told to go (rate limit, slow consumer) from making us inflate until the close
+    // deadline. Its window no longer matters: no later message is read either.
+    if (this.closing) return NOTHING;
     const params = this.deflate!;
     const o = this.options;
     const inflater = this.#inflater ??= new Inflater(params, o.limits.maxMessageBytes);

@@ -140,23 +140,31 @@ export abstract class ReadLoop {
    */
   #bytesRead(bytes: Uint8Array): boolean | "drain" {
     this.heard();
-    if (this.inputFailed()) return "drain";
-    const events: WebSocketEvent[] = [];
-    let error: unknown = null;
-    collecting = events;
-    try {
-      this.#reader ??= new MessageReader(this.readerOptions(), collect, this.messageInflater());
-      this.#reader.push(bytes);
-    } catch (err) {
-      error = err;
-    } finally {
-      collecting = NO_EVENTS;
-    }
-    // Handlers run after parsing returns, never inside the parser: a handler bug is not a
-    // parser failure, and a handler cannot re-enter the reader. The events before a bad frame
-    // are valid: they are handled (and answered) first.
-    for (const event of events) this.onEvent(event);
-    if (error !== null) this.parseFailed(error);
+    let from = 0;
+    // One round per read, unless the reader returned early: compressed messages inflated to
+    // the message limit, whose events are handled (and let go) before the rest is parsed.
+    do {
+      if (this.inputFailed()) return "drain";
+      const events: WebSocketEvent[] = [];
+      let error: unknown = null;
+      collecting = events;
+      try {
+        this.#reader ??= new MessageReader(this.readerOptions(), collect, this.messageInflater());
+        from += this.#reader.push(from === 0 ? bytes : bytes.subarray(from));
+      } catch (err) {
+        error = err;
+      } finally {
+        collecting = NO_EVENTS;
+      }
+      // Handlers run after parsing returns, never inside the parser: a handler bug is not a
+      // parser failure, and a handler cannot re-enter the reader. The events before a bad frame
+      // are valid: they are handled (and answered) first.
+      for (const event of events) this.onEvent(event);
+      if (error !== null) {
+        this.parseFailed(error);
+        break;
+      }
+    } while (from < bytes.length && this.readGate() !== "stop");
     return this.readGate() !== "stop";
   }
 

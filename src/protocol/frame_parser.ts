@@ -107,6 +107,8 @@ export class FrameParser {
   #key = 0;
   /** Payload bytes of the current frame read so far (the masking key's phase). */
   #offset = 0;
+  /** Set by {@linkcode FrameParser.yieldChunk}: the current push returns after this frame. */
+  #yield = false;
 
   /** Creates a parser that hands frames to `sink`, or each whole frame to an `onFrame` callback. */
   constructor(options: FrameParserOptions, sink: FrameSink | ((frame: Frame) => void)) {
@@ -127,20 +129,34 @@ export class FrameParser {
   }
 
   /**
-   * Feeds the next chunk of the stream. Throws {@linkcode ProtocolError} when the peer broke the
-   * protocol; the parser is unusable afterwards (the connection must be failed).
+   * Feeds the next chunk of the stream and returns how many of its bytes were consumed: all of
+   * them, unless the sink called {@linkcode FrameParser.yieldChunk}; the caller then pushes the
+   * rest (`chunk.subarray(consumed)`) later. Throws {@linkcode ProtocolError} when the peer
+   * broke the protocol; the parser is unusable afterwards (the connection must be failed).
    */
-  push(chunk: Uint8Array): void {
+  push(chunk: Uint8Array): number {
     if (this.#state === State.Failed) throw new Error("FrameParser used after a protocol error");
+    this.#yield = false;
     try {
       let i = 0;
       while (i < chunk.length && this.#state !== State.Stopped) {
         i = this.#state === State.Header ? this.#readHeader(chunk, i) : this.#readPayload(chunk, i);
+        if (this.#yield) return i;
       }
+      return chunk.length;
     } catch (err) {
       this.#state = State.Failed;
       throw err;
     }
+  }
+
+  /**
+   * Makes the push in progress return after the frame being handed on, with the rest of its
+   * chunk unconsumed (a sink calls it from `frameEnd`): the caller handles what was produced so
+   * far before it feeds more. The message reader uses it to bound what one push inflates.
+   */
+  yieldChunk(): void {
+    this.#yield = true;
   }
 
   /**

@@ -93,6 +93,8 @@ export class MessageReader implements FrameSink {
   /** A control frame's payload while it arrives (at most 125 bytes, §5.5). */
   #control = EMPTY;
   #closed = false;
+  /** Bytes inflated during the current push (see {@linkcode MessageReader.push}). */
+  #inflatedInPush = 0;
 
   /**
    * Creates a reader that hands each event to `onEvent`. With an `inflater`, permessage-deflate
@@ -131,9 +133,21 @@ export class MessageReader implements FrameSink {
     return this.#closed;
   }
 
-  /** Feeds the next chunk read from the socket. Throws {@linkcode ProtocolError}. */
-  push(chunk: Uint8Array): void {
-    if (!this.#closed) this.#parser.push(chunk);
+  /**
+   * Feeds the next chunk read from the socket and returns how many of its bytes were consumed.
+   * Throws {@linkcode ProtocolError}.
+   *
+   * Without an inflater that is always the whole chunk. With one, the push returns early, after
+   * the compressed message that brought what it inflated to `maxMessageBytes`: the caller
+   * handles those events, then pushes `chunk.subarray(consumed)`. A few KiB of compressed
+   * messages can inflate to a thousand times their size, each under the cap; the events of one
+   * push are held together until the caller handles them, so without this a 64 KiB read could
+   * hold 64 messages of `maxMessageBytes` at once. With it, at most twice the cap.
+   */
+  push(chunk: Uint8Array): number {
+    if (this.#closed) return chunk.length;
+    this.#inflatedInPush = 0;
+    return this.#parser.push(chunk);
   }
 
   /** Part of {@linkcode FrameSink}: checks a frame's header against the message in progress. */
@@ -234,6 +248,8 @@ export class MessageReader implements FrameSink {
   /** A compressed message is complete: inflate it, then check text as a whole. */
   #inflated(text: boolean, compressed: Uint8Array): void {
     const bytes = this.#inflater!.inflateMessage(compressed);
+    this.#inflatedInPush += bytes.length;
+    if (this.#inflatedInPush >= this.#maxMessageBytes) this.#parser.yieldChunk();
     if (!text) return this.#onEvent({ type: "binary", data: bytes });
     let data: string;
     try {

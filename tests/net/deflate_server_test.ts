@@ -321,3 +321,27 @@ Deno.test("Deno's WebSocket client offers no permessage-deflate (so it is tested
   conn.close();
   await closed;
 });
+
+Deno.test("--deflate: a read of compressed messages is inflated a message limit at a time, none after closing", async () => {
+  // Rate 1/s (burst 2): the third message closes the client with 1008. One write holds a
+  // 200 KiB plain message (it grows the server's read buffer to 64 KiB) and then 10 compressed
+  // ones of 1 MiB - 1 zeros (~1 KB each): they reach the server in one read, 10 MiB once
+  // inflated. The server must handle what it inflated before it inflates more, and inflate
+  // nothing once closing: 2 messages inflated (the second reaches the cap and ends the round;
+  // the handler then closes), not 10.
+  await using server = await startTestServer(["--deflate", "--max-client-rate", "1"]);
+  const { client } = await openWithOffer(server, "permessage-deflate", "/");
+  await using _ = client;
+  const bomb = compressedFrame(Opcode.Binary, compressMessage(new Uint8Array((1 << 20) - 1)));
+  assert(bomb.length < 1500, `${bomb.length} bytes`);
+  await client.write(
+    new Uint8Array([
+      ...clientFrame(Opcode.Binary, new Uint8Array(200 * 1024)),
+      ...Array.from({ length: 10 }, () => [...bomb]).flat(),
+    ]),
+  );
+  await expectClose(client, 1008, "the rate limit");
+  // 3 when a read happens to end between the first two compressed messages.
+  const inflated = await gauge(server, "push_deflate_in_messages_total");
+  assert(inflated >= 2 && inflated <= 3, `${inflated} compressed messages inflated`);
+});

@@ -3,7 +3,7 @@
  * frames split at every byte, handed whole to the (real) inflater, and RSV1 refused wherever
  * §6.1 forbids it. The inflater is `src/net/deflate_codec.ts`'s: the reader itself stays pure.
  */
-import { assertEquals, assertThrows } from "@std/assert";
+import { assert, assertEquals, assertThrows } from "@std/assert";
 import { DeflateError, Inflater } from "../../src/net/deflate_codec.ts";
 import { ProtocolError } from "../../src/protocol/errors.ts";
 import { compressMessage } from "../../src/net/deflate_codec.ts";
@@ -138,4 +138,34 @@ Deno.test("MessageReader+deflate: invalid UTF-8 in an inflated text message is 1
   const bytes = rsv1(Opcode.Text, compressMessage(new Uint8Array([0x48, 0xc3, 0x28])));
   const err = assertThrows(() => reader.push(bytes), ProtocolError);
   assertEquals([err.failure, err.closeCode], ["bad-utf8", 1007]);
+});
+
+Deno.test("MessageReader+deflate: one push inflates about --max-message-bytes, the rest is pushed after", () => {
+  // 20 messages of 60 KiB of zeros, ~80 bytes each on the wire: one 1.6 KB chunk that inflates
+  // to 1.2 MiB. The events of a push are held together until the caller handles them, so a push
+  // must stop once it inflated the cap (here 64 KiB): at most two messages per push.
+  const max = 64 * 1024;
+  const { reader, events } = deflateReader(max);
+  const message = new Uint8Array(60 * 1024).fill(7);
+  const one = rsv1(Opcode.Binary, compressMessage(message));
+  const chunk = concat(...Array.from({ length: 20 }, () => one), maskedFrame(Opcode.Text, "end"));
+  let rest = chunk;
+  let pushes = 0;
+  const seen: string[] = [];
+  while (rest.length > 0) {
+    const consumed = reader.push(rest);
+    pushes++;
+    assert(consumed > 0 && consumed <= rest.length, `push ${pushes} consumed ${consumed}`);
+    const inflated = events.reduce((n, e) => n + (e.type === "binary" ? e.data.length : 0), 0);
+    assert(inflated <= 2 * max, `push ${pushes} held ${inflated} inflated bytes at once`);
+    seen.push(...texts(events));
+    events.length = 0; // handled, let go
+    rest = rest.subarray(consumed);
+  }
+  assertEquals(pushes, 11, "two messages per push, then the plain text");
+  assertEquals(seen, [...Array(20).fill("binary"), "end"]);
+  // Without an inflater nothing changes: a push consumes its whole chunk.
+  const plain = new MessageReader({ role: "server", maxMessageBytes: max }, () => {});
+  const frames = concat(...Array.from({ length: 20 }, () => maskedFrame(Opcode.Binary, message)));
+  assertEquals(plain.push(frames), frames.length);
 });

@@ -161,8 +161,8 @@ export class RawClient implements AsyncDisposable {
     while (this.#events.length === 0) {
       if (this.#buffer.length > 0) {
         const bytes = this.#buffer;
-        this.#buffer = new Uint8Array(0);
-        this.#reader.push(bytes);
+        // With deflate the reader may stop early (it bounds what one push inflates).
+        this.#buffer = bytes.subarray(this.#reader.push(bytes));
         continue;
       }
       if (this.#eof || !(await this.#fill())) {
