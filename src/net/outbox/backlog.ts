@@ -52,9 +52,18 @@ export class Backlog {
     this.#clients = clients;
   }
 
-  /** The mark now: `highWater`, or 1 KiB per client when that is more. */
+  /**
+   * The mark now: `highWater`, or 1 KiB per client when that is more; but never above half of
+   * what the clients can count for (`perClientCap` each). With few clients the mark could not be
+   * reached otherwise (100 clients count for 1.6 MiB at most, under the 2 MiB default): publishers
+   * then ran ahead of delivery until healthy clients' queues overflowed and they were dropped as
+   * slow consumers (seen with 16 KiB messages to 100 clients once publishes were no longer
+   * slowed by the writes).
+   */
   get mark(): number {
-    return Math.max(this.highWater, this.#clients() * 1024);
+    const clients = this.#clients();
+    const mark = Math.max(this.highWater, clients * 1024);
+    return clients > 0 ? Math.min(mark, (clients * this.perClientCap) / 2) : mark;
   }
 
   /** Records that a queue went from `before` to `after` bytes (called by every queue change). */

@@ -64,6 +64,19 @@ Deno.test("the high-water mark grows with the number of clients", () => {
   assertEquals(backlog.mark, 10 * 1024);
 });
 
+Deno.test("the mark stays reachable with few clients: at most half of what they can count for", () => {
+  let clients = 100;
+  const backlog = new Backlog(2 * 1024 * 1024, 16 * 1024, 1000, () => clients);
+  assertEquals(backlog.mark, 800 * 1024, "100 clients count for 1.6 MiB at most");
+  const queues = Array.from({ length: clients }, () => new ClientQueue(1 << 22, null, backlog));
+  for (const q of queues) q.push(new Uint8Array(16 * 1024 + 4)); // one 16 KiB frame each
+  assert(backlog.bytes > backlog.mark, "a 16 KiB broadcast to all of them engages it");
+  clients = 1;
+  assertEquals(backlog.mark, 8 * 1024, "one client: paced by its own delivery");
+  clients = 10_000;
+  assertEquals(backlog.mark, 10_000 * 1024, "many clients: 1 KiB each, as before");
+});
+
 Deno.test("publishers are released in arrival order: a newcomer queues behind those waiting", async () => {
   const backlog = new Backlog(100, 1000, 60_000);
   const a = new ClientQueue(10_000, null, backlog);
