@@ -16,6 +16,7 @@
 import { startRedisServer } from "../tests/support/redis_server.ts";
 import { DEFAULT_LOAD, type LoadConfig } from "./load_client.ts";
 import { ClientEvents } from "./run.ts";
+import { clientArgv } from "./run_once.ts";
 import {
   denoPath,
   freePorts,
@@ -103,14 +104,8 @@ async function runOnce(
       httpPort: ports[0].http,
     };
     const client = spawnPinned({
-      argv: [
-        denoPath(),
-        "run",
-        "--allow-net=127.0.0.1",
-        "--allow-read=/proc/self/stat",
-        "bench/load_client.ts",
-        JSON.stringify(config),
-      ],
+      // The Deno client, which the recorded results in docs/performance.md were measured with.
+      argv: clientArgv("deno", config),
       core: -1,
       stdin: true,
       stdout: true,
