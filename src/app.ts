@@ -44,7 +44,10 @@ export interface App {
   metrics: Metrics;
   /** Verifies tokens with the configured keys; null when none is configured. */
   auth: Authenticator | null;
-  /** The connections of `/` by user (a token's `sub`, or `anon:<client id>`). */
+  /**
+   * The connections of `/` by user (`hub.userOf`: a token's `sub`, or `anon:<client id>`, with
+   * `@<instance>` under Redis).
+   */
   sessions: Sessions<Peer>;
   /**
    * Stops both servers: clients get close 1001 "going away" and `drainMs` to answer.
