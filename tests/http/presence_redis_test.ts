@@ -2,14 +2,16 @@
  * Presence of two instances sharing one real redis-server, through real sockets and the HTTP
  * API: anonymous clients with the same client id on both instances are two members named
  * `anon:<id>@<instance>` (event streams too), and `POST /disconnect` with a listed name reaches
- * that connection only.
+ * that connection only;
+ * every way of leaving (an `unsubscribe` message, `POST /unsubscribe`, `POST /disconnect`, the
+ * last of two tabs on two instances) is a leave notice on the other instance and out of the list.
  */
 import { assertEquals, assertMatch } from "@std/assert";
 import type { Hub } from "../../src/push/hub.ts";
 import type { RedisBroker } from "../../src/push/redis_broker.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { startRedisServer } from "../support/redis_server.ts";
-import { withDeadline } from "../support/async.ts";
+import { pollUntil, withDeadline } from "../support/async.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { claims, hsToken, SECRET } from "../support/jwt.ts";
 import { SseClient } from "../support/sse_client.ts";
@@ -105,4 +107,52 @@ Deno.test("Redis: anonymous clients with the same id on two instances are two me
   const closed = await sse.nextWhere((e) => e.data?.includes('"closed"') ?? false);
   assertEquals(JSON.parse(closed.data!).code, 4003);
   assertEquals(await nextPresence(watcher), ["leave", streamName]);
+});
+
+Deno.test("Redis: every way of leaving is a leave on the other instance and out of the list", async () => {
+  await using redis = await startRedisServer();
+  const [a, b] = await twoInstances(redis.url, ["--jwt-secret", SECRET, "--presence", "room.*"]);
+  await using _a = a;
+  await using _b = b;
+  await using watcher = await open(b, "watcher", "room.1");
+  const rejoin = async () => {
+    const ws = await open(a, "alice", "room.1");
+    assertEquals(await nextPresence(watcher), ["join", "alice"]);
+    assertEquals(await members(b, "room.1"), ["alice:1", "watcher:1"]);
+    return ws;
+  };
+  const left = async () => {
+    assertEquals(await nextPresence(watcher), ["leave", "alice"]);
+    assertEquals(await members(b, "room.1"), ["watcher:1"]);
+  };
+  // The client's own unsubscribe.
+  await using first = await rejoin();
+  first.socket.send("unsubscribe room.1");
+  await left();
+  // POST /unsubscribe on the other instance.
+  await using second = await rejoin();
+  assertEquals(await post(b, "/unsubscribe?user=alice&channel=room.1"), {
+    unsubscribed: 0,
+    instances: 2,
+  });
+  await second.nextMatching(/"notice":"unsubscribed"/);
+  await left();
+  // POST /disconnect on the other instance.
+  const third = await rejoin();
+  assertEquals(await post(b, "/disconnect?user=alice"), { disconnected: 0, instances: 2 });
+  assertEquals((await third.closed).code, 4003);
+  await left();
+  // Two tabs on two instances: the first to close is no leave, the last is.
+  const tabA = await rejoin();
+  const tabB = await open(b, "alice", "room.1");
+  assertEquals(await members(a, "room.1"), ["alice:2", "watcher:1"]);
+  await tabA[Symbol.asyncDispose]();
+  await pollUntil(async () => (await members(a, "room.1"))[0] === "alice:1", 5000, "tab A gone");
+  // Bob's join is the next notice: tab A's close sent none.
+  await using bob = await open(a, "bob", "room.1");
+  assertEquals(await nextPresence(watcher), ["join", "bob"]);
+  await tabB[Symbol.asyncDispose]();
+  assertEquals(await nextPresence(watcher), ["leave", "alice"]);
+  assertEquals(await members(a, "room.1"), ["bob:1", "watcher:1"]);
+  void bob;
 });
