@@ -47,6 +47,13 @@ export const PRESENCE_REFRESH_MS = 5_000;
 export const PRESENCE_TTL_MS = 3 * PRESENCE_REFRESH_MS;
 
 /**
+ * The most removals (channel, user) whose script failed that are kept to be sent again with the
+ * next refresh: a long outage with many leaves must not grow memory without bound. Beyond it
+ * (logged once) an entry is left to expire by its TTL, as before there were retries.
+ */
+export const MAX_PRESENCE_RETRIES = 10_000;
+
+/**
  * KEYS: zset, info hash, users hash. ARGV: ttl ms, "list" or "", the most members, the control
  * channel, the channel, then triples of entry, user, value ("" removes the entry). Returns (with
  * "list") the info hash as a flat array, the users refused — new members of a full channel, whose
@@ -146,6 +153,10 @@ export class RedisPresence implements SharedPresence {
   readonly #ttl: number;
   readonly #tasks = new Set<Promise<void>>();
   readonly #timer: ReturnType<typeof setInterval>;
+  /** Removals whose script failed, by channel, to be sent with the next refresh. */
+  #retries = new Map<string, Set<string>>();
+  #retryCount = 0;
+  #warnedFull = false;
   #closed = false;
 
   /** Starts refreshing this instance's entries; {@linkcode RedisPresence.close} stops it. */
@@ -158,7 +169,8 @@ export class RedisPresence implements SharedPresence {
 
   /** See {@linkcode SharedPresence.changed}: this instance's entry is written (or removed). */
   changed(channel: string, user: string, member: LocalMember | undefined): void {
-    this.#track(this.#sync(channel, [user], false, member === undefined ? "" : valueOf(member)));
+    const value = member === undefined ? "" : valueOf(member);
+    this.#track(channel, [user], this.#sync(channel, [user], false, value));
   }
 
   /** See {@linkcode SharedPresence.list}: every live entry, summed by user. */
@@ -184,28 +196,78 @@ export class RedisPresence implements SharedPresence {
     this.#closed = true;
     clearInterval(this.#timer);
     if (goodbye) {
-      for (const [channel, members] of this.#o.presence.table.channels()) {
-        this.#track(this.#sync(channel, [...members.keys()], false, ""));
+      for (const [channel, users] of this.#due()) {
+        this.#track(channel, users, this.#sync(channel, users, false, ""));
       }
     }
     while (this.#tasks.size > 0) await Promise.all(this.#tasks);
   }
 
-  /** Re-scores every local entry (and so removes expired ones in each channel held here). */
+  /**
+   * Re-scores every local entry (and so removes expired ones in each channel held here), and
+   * sends again the removals whose script failed: each with "" unless its user is back in the
+   * local table (then its entry is written, as any local one's).
+   */
   #refresh(): void {
-    const table = this.#o.presence.table;
-    for (const [channel, members] of table.channels()) {
-      this.#track(this.#sync(channel, [...members.keys()], false));
+    for (const [channel, users] of this.#due()) {
+      this.#track(channel, users, this.#sync(channel, users, false));
     }
   }
 
-  /** Runs `promise` in the background, its failure logged (the next refresh repairs). */
-  #track(promise: Promise<unknown>): void {
+  /** The users to sync per channel: the local members, then the failed removals (taken). */
+  #due(): Map<string, string[]> {
+    const retries = this.#retries;
+    this.#retries = new Map();
+    this.#retryCount = 0;
+    // Nothing was waiting: whatever overflowed before has been sent or expired since.
+    if (retries.size === 0) this.#warnedFull = false;
+    const table = this.#o.presence.table;
+    const due = new Map<string, string[]>();
+    for (const [channel, members] of table.channels()) due.set(channel, [...members.keys()]);
+    for (const [channel, users] of retries) {
+      const list = due.get(channel) ?? [];
+      due.set(channel, list);
+      // A user back in the table is in the list already, its entry to be written.
+      for (const user of users) if (table.get(channel, user) === undefined) list.push(user);
+    }
+    return due;
+  }
+
+  /**
+   * Runs `promise` (a script run for `users` of `channel`) in the background, its failure logged.
+   * The next refresh repairs what is in the local table; a user of `users` that is not (its
+   * removal was in that script) is kept to be removed with the next refresh, rather than waiting
+   * for its entry to expire.
+   */
+  #track(channel: string, users: readonly string[], promise: Promise<unknown>): void {
     const task = promise.then(() => {}, (err) => {
       this.#o.logger.warn("presence.redis_failed", { error: String(err) });
+      const table = this.#o.presence.table;
+      for (const user of users) {
+        if (table.get(channel, user) === undefined) this.#retry(channel, user);
+      }
     });
     this.#tasks.add(task);
     task.finally(() => this.#tasks.delete(task));
+  }
+
+  /** Keeps (channel, user) for the next refresh, up to {@linkcode MAX_PRESENCE_RETRIES}. */
+  #retry(channel: string, user: string): void {
+    let users = this.#retries.get(channel);
+    if (users?.has(user)) return;
+    if (this.#retryCount >= MAX_PRESENCE_RETRIES) {
+      if (!this.#warnedFull) {
+        this.#warnedFull = true;
+        this.#o.logger.warn("presence.retries_full", {
+          max: MAX_PRESENCE_RETRIES,
+          reason: "more failed presence removals than are kept: the rest expire by their TTL",
+        });
+      }
+      return;
+    }
+    if (users === undefined) this.#retries.set(channel, users = new Set());
+    users.add(user);
+    this.#retryCount++;
   }
 
   /**
