@@ -1,7 +1,8 @@
 /**
  * Shared presence when Redis fails it, with a real redis-server: a notice Redis refuses to publish
- * loses only that notice (every write of the script stands), and a leave whose script failed
- * because Redis was away is sent again once Redis is back, long before the entry would expire.
+ * loses only that notice (every write of the script stands); a leave whose script failed because
+ * Redis was away is sent again once Redis is back, long before the entry would expire (but not for
+ * a user back meanwhile); and at most MAX_PRESENCE_RETRIES such removals are kept.
  */
 import { assertEquals } from "@std/assert";
 import { Hub } from "../../src/push/hub.ts";
