@@ -49,7 +49,8 @@ export const PRESENCE_TTL_MS = 3 * PRESENCE_REFRESH_MS;
 /**
  * The most removals (channel, user) whose script failed that are kept to be sent again with the
  * next refresh: a long outage with many leaves must not grow memory without bound. Beyond it
- * (logged once) an entry is left to expire by its TTL, as before there were retries.
+ * (logged once per outage: again only after a refresh found none waiting) an entry is left to
+ * expire by its TTL, as before there were retries.
  */
 export const MAX_PRESENCE_RETRIES = 10_000;
 
