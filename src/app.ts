@@ -44,7 +44,10 @@ export interface App {
   metrics: Metrics;
   /** Verifies tokens with the configured keys; null when none is configured. */
   auth: Authenticator | null;
-  /** The connections of `/` by user (a token's `sub`, or `anon:<client id>`). */
+  /**
+   * The connections of `/` by user (`hub.userOf`: a token's `sub`, or `anon:<client id>`, with
+   * `@<instance>` under Redis).
+   */
   sessions: Sessions<Peer>;
   /**
    * Stops both servers: clients get close 1001 "going away" and `drainMs` to answer.
@@ -86,7 +89,8 @@ export async function startApp(config: Config, logger: Logger): Promise<App> {
       logger,
       // POST /disconnect on another instance: close this one's connections of the user.
       // POST /unsubscribe there: take this one's connections of the user out of the channel.
-      // A presence join or leave decided on another instance: tell this one's subscribers.
+      // A presence join or leave, published by the presence script of any instance (this one's
+      // included, so every instance hears them in Redis's order): tell this one's subscribers.
       onControl: (m) =>
         "disconnect" in m
           ? disconnectUser(users, m.disconnect, metrics)

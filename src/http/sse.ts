@@ -66,9 +66,9 @@ export function requestToken(request: Request, url: URL): string | null {
 /** The `/events` endpoint and its open streams, with one ping timer for all of them. */
 export class SseEndpoint {
   /**
-   * The streams of every user (a token's `sub`, or `anon:<stream id>`), for `POST /disconnect`
-   * and `POST /unsubscribe`. Filled only when tokens are verified, as the WebSocket's registry:
-   * without a key a stream is nobody's.
+   * The streams of every user (`hub.userOf`: a token's `sub`, or `anon:<stream id>`, with
+   * `@<instance>` under Redis), for `POST /disconnect` and `POST /unsubscribe`. Filled only when
+   * tokens are verified, as the WebSocket's registry: without a key a stream is nobody's.
    */
   readonly sessions: Sessions<SseStream>;
   readonly #o: SseOptions;
@@ -146,7 +146,7 @@ export class SseEndpoint {
     );
     const stream = new SseStream(o.maxQueueBytes, identity, (s, reason) => this.#closed(s, reason));
     this.#streams.add(stream);
-    if (o.auth) this.sessions.add(userOf(stream), stream);
+    if (o.auth) this.sessions.add(o.hub.userOf(stream), stream);
     this.#arm();
     o.logger.info("sse.open", { client: stream.id, remote, channels: channels.join(",") });
     stream.write(encoder.encode(`retry: ${RETRY_MS}\n\n`));
@@ -176,7 +176,7 @@ export class SseEndpoint {
 
   #closed(stream: SseStream, reason: string): void {
     this.#streams.delete(stream);
-    if (this.#o.auth) this.sessions.remove(userOf(stream), stream);
+    if (this.#o.auth) this.sessions.remove(this.#o.hub.userOf(stream), stream);
     this.#o.hub.unsubscribeAll(stream);
     if (reason === SLOW_CONSUMER) this.#o.metrics.sseSlowConsumers++;
     this.#o.logger.info("sse.closed", { client: stream.id, reason });
@@ -208,9 +208,4 @@ export class SseEndpoint {
       }
     }, every > 0 ? Math.min(every, 1000) : 1000);
   }
-}
-
-/** The user a stream is registered under: its token's `sub`, or `anon:<stream id>`. */
-function userOf(stream: SseStream): string {
-  return stream.identity === null ? `anon:${stream.id}` : stream.identity.user;
 }

@@ -139,6 +139,12 @@ export interface BrokerStats {
  * and no publication can fall between them.
  */
 export interface Broker {
+  /**
+   * This instance's id among the instances sharing the broker (Redis: a UUID); absent when the
+   * broker is this process's alone (memory). Anonymous users are named with it (`anon:<id>@…`),
+   * client ids being unique in one process only.
+   */
+  readonly instance?: string;
   /** Registers the engine's callbacks (once, before anything is watched). */
   attach(events: BrokerEvents): void;
   /**

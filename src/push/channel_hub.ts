@@ -35,6 +35,12 @@ export interface ChannelHub {
   unsubscribeAll(subscriber: Subscriber): void;
   /** The channels `subscriber` is in. */
   subscriptionsOf(subscriber: Subscriber): ReadonlySet<string>;
+  /**
+   * The user `subscriber` is — its token's `sub`, or `anon:<client id>` without one, with
+   * `@<instance>` after it when instances share the broker (Redis) — as presence lists it and as
+   * the session registries key it, so `POST /disconnect?user=` reaches what `GET /presence` names.
+   */
+  userOf(subscriber: Pick<Subscriber, "id" | "identity">): string;
   /** Numbers for metrics. */
   stats(): HubStats;
   /** "ok", or "degraded" with the reason (e.g. Redis unreachable). */

@@ -44,12 +44,6 @@ export const ANONYMOUS: Identity = {
   publish: ChannelPatterns.NONE,
 };
 
-/** The user id of `peer` (a `Sessions` key): its token's `sub`, or `anon:<client id>`. */
-export function userOf(peer: Peer): string {
-  const identity = peer.identity as Identity | null;
-  return identity === null || identity === ANONYMOUS ? `anon:${peer.id}` : identity.user;
-}
-
 /** The token of an upgrade request: `Authorization: Bearer JWT`, else `?token=JWT`; or null. */
 export function tokenOf(request: UpgradeRequest): string | null {
   const header = request.headers.get("authorization");

@@ -13,12 +13,17 @@ export type ControlMessage =
   /** Take every local connection of this user (`unsubscribe`) out of `channel`. */
   | { unsubscribe: string; channel: string }
   /**
-   * A presence join or leave of `user` in `channel`, decided in Redis: each instance tells its
-   * local subscribers (`info`: the `info` claim as JSON text, joins only).
+   * A presence join or leave of `user` in `channel`, decided and published by the presence
+   * script in Redis (`"from":"redis"`, so every instance takes it, the deciding one included):
+   * each instance tells its local subscribers (`info`: the `info` claim as JSON text, joins only).
    */
   | { presence: "join" | "leave"; channel: string; user: string; info?: string };
 
-/** `message` (parsed JSON) as a {@linkcode ControlMessage} with its sender, or null if malformed. */
+/**
+ * `message` (parsed JSON) as a {@linkcode ControlMessage}, or null if malformed. Its sender
+ * (`from`: an instance id, or "redis" for the presence script's notices) must be a string; whether
+ * to skip it as one's own is the receiver's business.
+ */
 export function parseControl(message: unknown): ControlMessage | null {
   if (message === null || typeof message !== "object") return null;
   const m = message as Record<string, unknown>;

@@ -42,15 +42,15 @@ export class Hub<B extends Broker = Broker> implements ChannelHub {
     // decided in Redis takes the user's connections out of the channel, each told why.
     presence?.attach((channel, text, user) => {
       for (const subscriber of [...this.#local.subscribers(channel, true)]) {
-        if (userOfSubject(subscriber) !== user) subscriber.sendText(text);
+        if (this.userOf(subscriber) !== user) subscriber.sendText(text);
       }
     }, (channel, user, error) => {
       for (const subscriber of [...this.#local.subscribers(channel)]) {
-        if (userOfSubject(subscriber) !== user || !this.unsubscribe(subscriber, channel)) continue;
+        if (this.userOf(subscriber) !== user || !this.unsubscribe(subscriber, channel)) continue;
         this.#logger?.info("presence.refused", { client: subscriber.id, channel });
         subscriber.sendText(JSON.stringify({ error, channel }));
       }
-    });
+    }, broker.instance);
     this.#recovery = new Recovery({ broker, local: this.#local, logger });
     broker.attach({
       onPublication: (channel, id, frame) =>
@@ -137,6 +137,11 @@ export class Hub<B extends Broker = Broker> implements ChannelHub {
   /** The channels `subscriber` is in. */
   subscriptionsOf(subscriber: Subscriber): ReadonlySet<string> {
     return this.#local.subscriptionsOf(subscriber);
+  }
+
+  /** See {@linkcode ChannelHub.userOf}: named with the broker's instance id, when it has one. */
+  userOf(subscriber: Pick<Subscriber, "id" | "identity">): string {
+    return userOfSubject(subscriber, this.broker.instance);
   }
 
   /** Numbers for metrics: channels, channels with local subscribers, history held here. */

@@ -1,8 +1,9 @@
 /**
  * Presence (README, "Presence"): who is in a channel that keeps it (`--presence`), as users
  * rather than sockets. A member is a user — its token's `sub`, or `anon:<client id>` for a
- * client without one — and its FIRST connection to the channel joins, its LAST leaves, so a user
- * with two tabs is one member with two connections.
+ * client without one (`anon:<client id>@<instance>` with Redis, see {@linkcode userOfSubject}) —
+ * and its FIRST connection to the channel joins, its LAST leaves, so a user with two tabs is one
+ * member with two connections.
  *
  * The other subscribers of the channel get `{"notice":"join",…}` and `{"notice":"leave",…}`;
  * the joining user's own connections do not get its join (they got `subscribed`), as with
@@ -23,7 +24,7 @@ import { ANONYMOUS } from "./client_auth.ts";
 
 /** One member as `GET /presence` lists it. */
 export interface PresenceMember {
-  /** The user (`sub`, or `anon:<client id>`). */
+  /** The user (`sub`, or `anon:<client id>`, `anon:<client id>@<instance>` with Redis). */
   user: string;
   /** Its connections subscribed to the channel (on every instance, with Redis). */
   connections: number;
@@ -51,17 +52,31 @@ export interface PresenceSubject {
   readonly identity?: unknown;
 }
 
-/** The member `subject` is: its token's `sub` and `info`, or `anon:<id>`. */
-export function memberOf(subject: PresenceSubject): { user: string; info?: string } {
+/**
+ * The user `subject` is: its token's `sub`, or `anon:<client id>` without one. Client ids are
+ * unique in one process only, so when several instances share presence (Redis) `instance` (this
+ * one's id) is given and the name is `anon:<client id>@<its first 8 hex digits>`: client 5 of
+ * instance A and client 5 of instance B are two members, and `POST /disconnect?user=` with the
+ * name `GET /presence` lists reaches that one connection only. Every place that names a
+ * subscriber (presence, the hub's filters, the session registries) goes through this with the
+ * instance the hub's broker has (`Hub.userOf`), so they all agree.
+ */
+export function userOfSubject(subject: PresenceSubject, instance?: string): string {
   const identity = subject.identity as Identity | null | undefined;
-  if (identity == null || identity === ANONYMOUS) return { user: `anon:${subject.id}` };
-  return { user: identity.user, info: identity.info };
+  if (identity != null && identity !== ANONYMOUS) return identity.user;
+  return instance === undefined
+    ? `anon:${subject.id}`
+    : `anon:${subject.id}@${instance.slice(0, 8)}`;
 }
 
-/** The user `subject` is (see {@linkcode memberOf}). */
-export function userOfSubject(subject: PresenceSubject): string {
-  const identity = subject.identity as Identity | null | undefined;
-  return identity == null || identity === ANONYMOUS ? `anon:${subject.id}` : identity.user;
+/** The member `subject` is: its user (see {@linkcode userOfSubject}) and its token's `info`. */
+export function memberOf(subject: PresenceSubject, instance?: string): {
+  user: string;
+  info?: string;
+} {
+  const user = userOfSubject(subject, instance);
+  const info = (subject.identity as Identity | null | undefined)?.info;
+  return info === undefined ? { user } : { user, info };
 }
 
 /** The notice text of `change`. */
@@ -190,6 +205,7 @@ export class Presence {
   #shared: SharedPresence | null = null;
   #deliver: (channel: string, text: string, user: string) => void = () => {};
   #evict: (channel: string, user: string, error: string) => void = () => {};
+  #instance: string | undefined;
 
   /** Presence for the channels `options.patterns` matches. */
   constructor(options: PresenceOptions) {
@@ -197,15 +213,19 @@ export class Presence {
   }
 
   /**
-   * The hub's local fan-out of a notice about `user` (not sent to `user`'s own connections), and
-   * how it takes `user`'s connections out of a channel with an error (a refusal decided in Redis).
+   * The hub's local fan-out of a notice about `user` (not sent to `user`'s own connections), how
+   * it takes `user`'s connections out of a channel with an error (a refusal decided in Redis),
+   * and the instance id anonymous members are named with (its broker's, with Redis; see
+   * {@linkcode userOfSubject}), so the table and the hub's filters use the same names.
    */
   attach(
     deliver: (channel: string, text: string, user: string) => void,
     evict: (channel: string, user: string, error: string) => void,
+    instance?: string,
   ): void {
     this.#deliver = deliver;
     this.#evict = evict;
+    this.#instance = instance;
   }
 
   /** Hands joins, leaves and the list to `shared` (Redis) from now on. */
@@ -231,7 +251,7 @@ export class Presence {
    */
   refusal(subject: PresenceSubject, channel: string): string | null {
     if (!this.keeps(channel)) return null;
-    if (this.table.get(channel, userOfSubject(subject)) !== undefined) return null;
+    if (this.table.get(channel, userOfSubject(subject, this.#instance)) !== undefined) return null;
     if (this.table.count(channel) < this.#options.maxMembers) return null;
     return this.#refusalText(channel);
   }
@@ -254,7 +274,7 @@ export class Presence {
   /** `subject` subscribed to `channel`: a member, or one more connection of one. */
   added(subject: PresenceSubject, channel: string): void {
     if (!this.keeps(channel)) return;
-    const { user, info } = memberOf(subject);
+    const { user, info } = memberOf(subject, this.#instance);
     const joined = this.table.add(channel, user, info);
     if (this.#shared !== null) this.#shared.changed(channel, user, this.table.get(channel, user));
     else if (joined) this.notify({ notice: "join", channel, user, info });
@@ -263,7 +283,7 @@ export class Presence {
   /** `subject` left `channel` (unsubscribed or disconnected). */
   removed(subject: PresenceSubject, channel: string): void {
     if (!this.keeps(channel)) return;
-    const user = userOfSubject(subject);
+    const user = userOfSubject(subject, this.#instance);
     if (this.table.get(channel, user) === undefined) return;
     const left = this.table.remove(channel, user);
     if (this.#shared !== null) this.#shared.changed(channel, user, this.table.get(channel, user));

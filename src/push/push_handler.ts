@@ -23,7 +23,7 @@ import { BURST_FACTOR, takeToken } from "../net/rate_limit.ts";
 import { runDemoFeed } from "./demo_feed.ts";
 import { type ChannelHub, isValidChannelName, parsePosition } from "./channel_hub.ts";
 import type { Position } from "./broker.ts";
-import { ClientAuth, userOf } from "./client_auth.ts";
+import { ClientAuth } from "./client_auth.ts";
 import type { Authenticator } from "./auth.ts";
 import { ChannelPatterns } from "./channel_patterns.ts";
 import type { Sessions } from "./sessions.ts";
@@ -57,7 +57,10 @@ export interface PushHandlerOptions {
   anonymous?: boolean;
   /** With `auth`: the channels every client may join. */
   publicChannels?: ChannelPatterns;
-  /** With `auth`: where every connection is registered under its user (`anon:<id>` without a token). */
+  /**
+   * With `auth`: where every connection is registered under its user (`hub.userOf`: its token's
+   * `sub`, or `anon:<client id>` without one, `anon:<client id>@<instance>` with Redis).
+   */
   sessions?: Sessions<Peer>;
 }
 
@@ -173,7 +176,7 @@ export function createPushHandler(options: PushHandlerOptions): PeerHandler {
 
   const handler: PeerHandler = {
     onOpen(c) {
-      sessions?.add(userOf(c), c);
+      sessions?.add(hub.userOf(c), c);
       clientAuth?.arm(c);
       const query = c.request.query;
       const since = new Map<string, Position>();
@@ -196,7 +199,7 @@ export function createPushHandler(options: PushHandlerOptions): PeerHandler {
     onClosing(c) {
       // Leave every channel as soon as the connection starts closing, not when it has closed.
       hub.unsubscribeAll(c);
-      sessions?.remove(userOf(c), c);
+      sessions?.remove(hub.userOf(c), c);
     },
     onDeadline(c, now) {
       clientAuth?.deadline(c, now);

@@ -11,9 +11,11 @@
  *   publications; when both connections are back (every subscription restored), the engine
  *   catches every local client up from history.
  * - A control channel (`push:control`) carries instructions for every instance — today
- *   `POST /disconnect`'s `{"disconnect":SUB,"from":INSTANCE}`, `POST /unsubscribe`'s, presence's
- *   joins and leaves (`control.ts`). Each instance subscribes to it
- *   at start and hands the messages of the other instances to `onControl`.
+ *   `POST /disconnect`'s `{"disconnect":SUB,"from":INSTANCE}`, `POST /unsubscribe`'s, and
+ *   presence's joins and leaves, which the presence script publishes itself (`"from":"redis"`,
+ *   `redis_presence.ts`) — see `control.ts`. Each instance subscribes to it at start and hands
+ *   `onControl` every message but its own (`from` its instance id): the script's reach every
+ *   instance, the one that ran it included.
  *
  * @module
  */
@@ -55,8 +57,9 @@ export interface RedisBrokerOptions {
   /** Where events are logged. */
   logger: Logger;
   /**
-   * Receives the control messages other instances broadcast (never this one's own). Must not
-   * throw (a throw is logged and the message dropped).
+   * Receives the control messages other instances broadcast (never this one's own) and the
+   * presence notices of every instance's scripts (`"from":"redis"`, this one's included). Must
+   * not throw (a throw is logged and the message dropped).
    */
   onControl?: (message: ControlMessage) => void;
 }
@@ -175,6 +178,11 @@ export class RedisBroker implements Broker {
   /** Outside the `ch:` namespace, so no channel name can collide with it. */
   #controlChannel(): string {
     return `${this.#prefix}control`;
+  }
+
+  /** The control channel (`push:control`), where the presence script publishes its notices. */
+  get controlChannel(): string {
+    return this.#controlChannel();
   }
 
   /**
@@ -376,6 +384,9 @@ export class RedisBroker implements Broker {
       this.#options.logger.warn("redis.control_invalid", { bytes: payload.length });
       return;
     }
+    // This instance acted on its own messages already. The presence script's (`"from":"redis"`)
+    // are nobody's own: this instance learns of the joins and leaves its scripts decided here too,
+    // in the order Redis decided them.
     if (message.from === this.#instance) return;
     this.#options.onControl?.(control);
   }

@@ -38,12 +38,17 @@ Deno.test("PresenceTable: the first connection joins, the last leaves, counts be
   assertEquals([table.members, table.count("room.1"), [...table.channels()]], [0, 0, []]);
 });
 
-Deno.test("memberOf: the token's sub and info; anon:<id> without a token or anonymous", () => {
+Deno.test("memberOf: the token's sub and info; anon:<id> without a token or anonymous, @<instance> with Redis", () => {
   assertEquals(memberOf(new Member("alice", { a: 1 })), { user: "alice", info: '{"a":1}' });
   const bare = new Member(null);
   assertEquals(memberOf(bare), { user: `anon:${bare.id}` });
   assertEquals(memberOf({ id: 7, identity: ANONYMOUS }), { user: "anon:7" });
   assertEquals(memberOf({ id: 8 }), { user: "anon:8" });
+  // Shared presence (Redis): anonymous names carry the instance, a token's sub does not.
+  const instance = "0f32ac0d-5b1e-4c6a-9d0e-2a7f3c9b8e11";
+  assertEquals(memberOf({ id: 8 }, instance), { user: "anon:8@0f32ac0d" });
+  assertEquals(memberOf({ id: 7, identity: ANONYMOUS }, instance), { user: "anon:7@0f32ac0d" });
+  assertEquals(memberOf(new Member("alice"), instance), { user: "alice" });
 });
 
 Deno.test("Hub: other subscribers get join and leave; the joiner gets no join of its own", () => {

@@ -2,7 +2,8 @@
  * Presence across instances through one real redis-server: two servers share the member list and
  * each other's join/leave notices (a user on both is one member), notices take no id, and an
  * instance that dies without goodbye loses its members within the TTL, with leave notices sent by
- * the survivor.
+ * the survivor; and every instance, the deciding ones included, gets a user's joins and leaves in
+ * the order the scripts ran.
  */
 import { assertEquals } from "@std/assert";
 import { Hub } from "../../src/push/hub.ts";
@@ -188,5 +189,75 @@ Deno.test("Redis: an instance that dies without goodbye loses its members; survi
   } finally {
     await a.hub.close();
     await b.hub.close();
+  }
+});
+
+Deno.test("Redis: every instance gets a user's joins and leaves in the order the scripts ran", async () => {
+  await using redis = await startRedisServer();
+  const logger = new Logger("error", () => {});
+  // No refresh during the test: every script run is one of the changes below.
+  const timings = { refreshMs: 60_000, ttlMs: 180_000 };
+  const [a, b, c] = [0, 1, 2].map(() => instance(redis.url, logger, timings));
+  try {
+    await Promise.all([a, b, c].map((i) => i.broker.ready()));
+    const watchers = [a, b, c].map((i, n) => {
+      const watcher = new Member(`watcher-${n}`);
+      i.hub.subscribe(watcher, "room.1");
+      return watcher;
+    });
+    await pollUntil(
+      () => watchers.every((w) => w.notices.some((n) => n.notice === "subscribed")),
+      5000,
+      "the watchers' subscribed notices",
+    );
+    // An info that cjson escapes (`/` as `\/`, quotes) and that is not ASCII.
+    const info = { path: "a/b</script>", name: 'Zoë "q"' };
+    // u joins on A, a tab on B, A's tab goes, B's last tab goes (the leave decided on B), again:
+    // nothing awaited within a burst, so the two instances' scripts interleave as Redis runs
+    // them; each burst ends when both instances' scripts have run (a listing after them on the
+    // same connections), so every burst is one more chance for their notices to cross.
+    for (let burst = 0; burst < 10; burst++) {
+      for (let round = 0; round < 10; round++) {
+        const onA = new Member("u", info);
+        const onB = new Member("u", info);
+        a.hub.subscribe(onA, "room.1");
+        b.hub.subscribe(onB, "room.1");
+        a.hub.unsubscribe(onA, "room.1");
+        b.hub.unsubscribe(onB, "room.1");
+      }
+      await Promise.all([a.hub.presenceOf("room.1"), b.hub.presenceOf("room.1")]);
+    }
+    a.hub.subscribe(new Member("u", info), "room.1");
+    // Each instance's scripts run in the order it sent them: once a watcher has heard both
+    // sentinels' joins, it has heard every notice of the changes before them.
+    a.hub.subscribe(new Member("end-a"), "room.1");
+    b.hub.subscribe(new Member("end-b"), "room.1");
+    await pollUntil(
+      () =>
+        watchers.every((w) =>
+          w.presence.filter((n) => /^end-/.test(n.user as string)).length === 2
+        ),
+      10_000,
+      "the sentinels' joins on every instance",
+    );
+    const join = { notice: "join", channel: "room.1", user: "u", info };
+    const leave = { notice: "leave", channel: "room.1", user: "u" };
+    const heard = watchers.map((w) => w.presence.filter((n) => n.user === "u"));
+    for (const notices of heard) {
+      // In Redis's order a user's joins and leaves alternate (0 → 1 instances, 1 → 0), and the
+      // last is a join: u is still there.
+      assertEquals(notices, notices.map((_, i) => i % 2 === 0 ? join : leave));
+      assertEquals(notices.length % 2, 1, "the last notice is a join");
+    }
+    assertEquals(heard[1], heard[0], "B heard what A heard");
+    assertEquals(heard[2], heard[0], "C heard what A heard");
+    assertEquals(
+      (await c.hub.presenceOf("room.1"))?.find((m) => m.user === "u"),
+      { user: "u", connections: 1, info },
+    );
+    const sentinel = watchers[2].presence.find((n) => n.user === "end-a");
+    assertEquals(sentinel, { notice: "join", channel: "room.1", user: "end-a" }, "no info: none");
+  } finally {
+    await Promise.all([a, b, c].map((i) => i.hub.close()));
   }
 });
