@@ -351,7 +351,7 @@ export async function runOnce(
       result.metrics.rssPerConnKiB = (after.rssKiB - before.rssKiB) / n;
       result.metrics.rssConnectedMiB = after.rssKiB / 1024;
     } else {
-      await measuredPhase(scenario, result, server, client, events, say, noise);
+      await measuredPhase(scenario, result, server, client, events, say, noise, httpPort);
     }
     if ((result.metrics.clientCpuPercent ?? 0) > CLIENT_BOUND_PERCENT) {
       result.notes.push(
@@ -382,6 +382,7 @@ async function measuredPhase(
   events: ClientEvents,
   say: (word: string) => Promise<void>,
   noise: (since: number, serverCpu: number, clientCpu: number, from: number) => Promise<number>,
+  httpPort: number,
 ): Promise<void> {
   await sleep(200);
   const m0 = await readMachineBusySeconds();
@@ -439,6 +440,11 @@ async function measuredPhase(
     const closes = slow.closes as Record<string, number>;
     result.metrics.slowClosed1008 = Object.entries(closes)
       .filter(([k]) => k.startsWith("1008")).reduce((n, [, v]) => n + v, 0);
+    result.metrics.slowClosedEof = closes.eof ?? 0;
+    // A client that reads nothing gets its 1008 only if it starts reading before --close-timeout
+    // ends the wait for its reply: the close frame sits behind the ~4 MB the kernel still holds
+    // for it. So what the server decided is read from its own counter of slow-consumer closes.
+    result.metrics.slowClosedByServer = await slowConsumerCount(httpPort);
     result.notes.push(
       `slow clients: ${
         JSON.stringify(closes)
@@ -446,6 +452,18 @@ async function measuredPhase(
         fmt(result.metrics.rssEndMiB, 1)
       } MiB (peak ${fmt(result.metrics.peakMiB, 1)} MiB) before they read`,
     );
+  }
+}
+
+/** Our server's `push_slow_consumer_disconnects_total` (0 from a server without it). */
+async function slowConsumerCount(httpPort: number): Promise<number> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${httpPort}/metrics`);
+    const text = await response.text();
+    const line = /^push_slow_consumer_disconnects_total (\d+)$/m.exec(text);
+    return line ? Number(line[1]) : 0;
+  } catch {
+    return 0;
   }
 }
 
