@@ -246,8 +246,8 @@ function slowTargets(s: Scenario, results: RunResult[], maxQueueBytes: number): 
       ),
     },
     {
-      target: `${s.name}: all ${s.slow} slow clients closed as slow consumers (the server's ` +
-        `client.slow_consumer line for each; each client saw the 1008 "slow consumer" close, or ` +
+      target: `${s.name}: all ${s.slow} slow clients closed as slow consumers (the server ` +
+        `counted each in push_slow_consumer_disconnects_total; each client saw the 1008 "slow consumer" close, or ` +
         `the TCP close when it was still not reading after --close-timeout)`,
       measured: `server: ${fmt(byServer.min)}–${fmt(byServer.max)} of ${s.slow} per run; ` +
         `clients saw 1008: ${fmt(dropped.min)}–${fmt(dropped.max)}, TCP close: ${fmt(eof.min)}–${
