@@ -5,7 +5,7 @@
  * @module
  */
 // A cycle, harmless: LabeledCounter is only used when a Metrics is made, after both loaded.
-import { LabeledCounter } from "./metrics.ts";
+import { LabeledCounter } from "./labeled_counter.ts";
 
 /** Adds one metric (name, type, help, series) to the exposition. */
 type AddMetric = (name: string, type: string, help: string, series: [string, number][]) => void;
