@@ -4,7 +4,6 @@
  *
  * @module
  */
-// A cycle, harmless: LabeledCounter is only used when a Metrics is made, after both loaded.
 import { LabeledCounter } from "./labeled_counter.ts";
 
 /** Adds one metric (name, type, help, series) to the exposition. */
