@@ -5,8 +5,6 @@
  * a user back meanwhile); and at most MAX_PRESENCE_RETRIES such removals are kept.
  */
 import { assertEquals } from "@std/assert";
-import { Hub } from "../../src/push/hub.ts";
-import { RedisBroker } from "../../src/push/redis_broker.ts";
 import { Presence } from "../../src/push/presence.ts";
 import { MAX_PRESENCE_RETRIES, RedisPresence } from "../../src/push/redis_presence.ts";
 import { ChannelPatterns } from "../../src/push/channel_patterns.ts";
@@ -14,6 +12,7 @@ import { RedisClient } from "../../src/redis/client.ts";
 import { parseRedisUrl } from "../../src/redis/url.ts";
 import { Logger } from "../../src/log.ts";
 import { startRedisServer } from "../support/redis_server.ts";
+import { presenceInstance } from "../support/presence_instance.ts";
 import { pollUntil } from "../support/async.ts";
 import { Member } from "../support/subscribers.ts";
 
@@ -136,33 +135,14 @@ Deno.test("Redis: a notice Redis refuses to publish is lost, never the change it
   }
 });
 
-/** One instance built by hand on `url`, with short presence timings. */
-function instance(url: string, logger: Logger, timings: { refreshMs: number; ttlMs: number }) {
-  const presence = new Presence({ patterns: PATTERNS, maxMembers: 100 });
-  const broker = new RedisBroker({
-    redis: parseRedisUrl(url),
-    historySize: 10,
-    logger,
-    onControl: (m) => {
-      if ("presence" in m) {
-        presence.notify({ notice: m.presence, channel: m.channel, user: m.user, info: m.info });
-      }
-    },
-  });
-  presence.share(new RedisPresence({ link: broker, presence, logger, ...timings }));
-  const hub = new Hub(broker, logger, presence);
-  broker.start();
-  return { hub, broker };
-}
-
 Deno.test("Redis: a leave whose script failed while Redis was away is sent once it is back, not at expiry", async () => {
   await using redis = await startRedisServer();
   await using proxy = cuttableProxy(redis.port);
   // Refreshed often, expiring late: a leave that only came by expiry would take 30 s.
   const timings = { refreshMs: 100, ttlMs: 30_000 };
   const quiet = new Logger("error", () => {});
-  const a = instance(proxy.url, quiet, timings);
-  const b = instance(redis.url, quiet, timings);
+  const a = presenceInstance(proxy.url, quiet, timings);
+  const b = presenceInstance(redis.url, quiet, timings);
   try {
     await Promise.all([a.broker.ready(), b.broker.ready()]);
     const watcher = new Member("watcher");

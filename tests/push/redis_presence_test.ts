@@ -8,13 +8,10 @@
 import { assertEquals } from "@std/assert";
 import { Hub } from "../../src/push/hub.ts";
 import { RedisBroker } from "../../src/push/redis_broker.ts";
-import { Presence } from "../../src/push/presence.ts";
-import { RedisPresence } from "../../src/push/redis_presence.ts";
-import { ChannelPatterns } from "../../src/push/channel_patterns.ts";
-import { parseRedisUrl } from "../../src/redis/url.ts";
 import { Logger } from "../../src/log.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { startRedisServer } from "../support/redis_server.ts";
+import { presenceInstance } from "../support/presence_instance.ts";
 import { pollUntil, withDeadline } from "../support/async.ts";
 import { TestSocket } from "../support/ws_client.ts";
 import { claims, hsToken, SECRET } from "../support/jwt.ts";
@@ -129,32 +126,12 @@ Deno.test("Redis: --max-presence counts the members of every instance", async ()
   void aliceOnB;
 });
 
-/** One instance built by hand, with short presence timings. */
-function instance(url: string, logger: Logger, timings: { refreshMs: number; ttlMs: number }) {
-  const presence = new Presence({ patterns: ChannelPatterns.parse(["room.*"]), maxMembers: 100 });
-  const broker = new RedisBroker({
-    redis: parseRedisUrl(url),
-    historySize: 10,
-    logger,
-    onControl: (m) => {
-      if ("presence" in m) {
-        presence.notify({ notice: m.presence, channel: m.channel, user: m.user, info: m.info });
-      }
-    },
-  });
-  const shared = new RedisPresence({ link: broker, presence, logger, ...timings });
-  presence.share(shared);
-  const hub = new Hub(broker, logger, presence);
-  broker.start();
-  return { hub, broker, shared };
-}
-
 Deno.test("Redis: an instance that dies without goodbye loses its members; survivors send leaves", async () => {
   await using redis = await startRedisServer();
   const logger = new Logger("error", () => {});
   const timings = { refreshMs: 100, ttlMs: 400 };
-  const a = instance(redis.url, logger, timings);
-  const b = instance(redis.url, logger, timings);
+  const a = presenceInstance(redis.url, logger, timings);
+  const b = presenceInstance(redis.url, logger, timings);
   try {
     await Promise.all([a.broker.ready(), b.broker.ready()]);
     const watcher = new Member("watcher");
@@ -197,7 +174,7 @@ Deno.test("Redis: every instance gets a user's joins and leaves in the order the
   const logger = new Logger("error", () => {});
   // No refresh during the test: every script run is one of the changes below.
   const timings = { refreshMs: 60_000, ttlMs: 180_000 };
-  const [a, b, c] = [0, 1, 2].map(() => instance(redis.url, logger, timings));
+  const [a, b, c] = [0, 1, 2].map(() => presenceInstance(redis.url, logger, timings));
   try {
     await Promise.all([a, b, c].map((i) => i.broker.ready()));
     const watchers = [a, b, c].map((i, n) => {
