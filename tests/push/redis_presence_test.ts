@@ -26,6 +26,42 @@ async function join(server: TestServer, user: string): Promise<TestSocket> {
   return ws;
 }
 
+/** Two servers on the Redis at `url` keeping presence for `room.*`, both connected to it. */
+async function twoInstances(url: string, extra: string[] = []) {
+  const args = [
+    "--redis",
+    url,
+    "--jwt-secret",
+    SECRET,
+    "--publish-token",
+    "api-key",
+    "--presence",
+    "room.*",
+    ...extra,
+  ];
+  const a = await startTestServer(args);
+  const b = await startTestServer(args).catch(async (err) => {
+    await a[Symbol.asyncDispose]();
+    throw err;
+  });
+  const servers = {
+    a,
+    b,
+    async [Symbol.asyncDispose]() {
+      await Promise.all([a[Symbol.asyncDispose](), b[Symbol.asyncDispose]()]);
+    },
+  };
+  try {
+    for (const s of [a, b]) {
+      await withDeadline((s.hub as Hub<RedisBroker>).broker.ready(), 10_000, "redis");
+    }
+  } catch (err) {
+    await servers[Symbol.asyncDispose]();
+    throw err;
+  }
+  return servers;
+}
+
 async function users(server: TestServer, channel = "room.1"): Promise<unknown> {
   const response = await fetch(`${server.httpUrl}/presence?channel=${channel}`, { headers: KEY });
   assertEquals(response.status, 200);
@@ -34,21 +70,8 @@ async function users(server: TestServer, channel = "room.1"): Promise<unknown> {
 
 Deno.test("Redis: two instances share presence and each other's join and leave notices", async () => {
   await using redis = await startRedisServer();
-  const args = [
-    "--redis",
-    redis.url,
-    "--jwt-secret",
-    SECRET,
-    "--publish-token",
-    "api-key",
-    "--presence",
-    "room.*",
-  ];
-  await using a = await startTestServer(args);
-  await using b = await startTestServer(args);
-  for (const s of [a, b]) {
-    await withDeadline((s.hub as Hub<RedisBroker>).broker.ready(), 10_000, "redis");
-  }
+  await using servers = await twoInstances(redis.url);
+  const { a, b } = servers;
   await using bob = await join(b, "bob");
   const alice = await join(a, "alice");
   assertEquals(JSON.parse(await bob.nextMatching(/"notice":"join"/)), {
@@ -87,23 +110,8 @@ Deno.test("Redis: two instances share presence and each other's join and leave n
 
 Deno.test("Redis: --max-presence counts the members of every instance", async () => {
   await using redis = await startRedisServer();
-  const args = [
-    "--redis",
-    redis.url,
-    "--jwt-secret",
-    SECRET,
-    "--publish-token",
-    "api-key",
-    "--presence",
-    "room.*",
-    "--max-presence",
-    "2",
-  ];
-  await using a = await startTestServer(args);
-  await using b = await startTestServer(args);
-  for (const s of [a, b]) {
-    await withDeadline((s.hub as Hub<RedisBroker>).broker.ready(), 10_000, "redis");
-  }
+  await using servers = await twoInstances(redis.url, ["--max-presence", "2"]);
+  const { a, b } = servers;
   await using alice = await join(a, "alice");
   await using bob = await join(b, "bob");
   await alice.nextMatching(/"notice":"join","channel":"room.1","user":"bob"/);
