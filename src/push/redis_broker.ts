@@ -114,6 +114,8 @@ const decoder = new TextDecoder();
 export class RedisBroker implements Broker {
   readonly #options: RedisBrokerOptions;
   readonly #prefix: string;
+  /** `push:control`, made once: every pub/sub message is compared with it. */
+  readonly #control: string;
   readonly #client: RedisClient;
   readonly #subscriber: RedisSubscriber;
   readonly #watched = new Set<string>();
@@ -135,6 +137,7 @@ export class RedisBroker implements Broker {
   constructor(options: RedisBrokerOptions) {
     this.#options = options;
     this.#prefix = options.prefix ?? "push:";
+    this.#control = `${this.#prefix}control`;
     const logger = options.logger;
     this.#client = new RedisClient(options.redis, {
       logger,
@@ -157,7 +160,7 @@ export class RedisBroker implements Broker {
   start(): void {
     // Wanted before connecting, so the subscriber reports "up" only with it in place; it is
     // restored on every reconnect like the channels. Rejects only on close: nothing to do then.
-    this.#subscriber.subscribe(this.#controlChannel()).catch(() => {});
+    this.#subscriber.subscribe(this.#control).catch(() => {});
     this.#client.start();
     this.#subscriber.start();
   }
@@ -175,14 +178,12 @@ export class RedisBroker implements Broker {
     return `${this.#prefix}ch:${channel}`;
   }
 
-  /** Outside the `ch:` namespace, so no channel name can collide with it. */
-  #controlChannel(): string {
-    return `${this.#prefix}control`;
-  }
-
-  /** The control channel (`push:control`), where the presence script publishes its notices. */
+  /**
+   * The control channel (`push:control`), where the presence script publishes its notices too.
+   * Outside the `ch:` namespace, so no channel name can collide with it.
+   */
   get controlChannel(): string {
-    return this.#controlChannel();
+    return this.#control;
   }
 
   /**
@@ -193,7 +194,7 @@ export class RedisBroker implements Broker {
   async broadcastControl(message: ControlMessage): Promise<number> {
     const payload = JSON.stringify({ ...message, from: this.#instance });
     try {
-      return await this.#client.command(["PUBLISH", this.#controlChannel(), payload]) as number;
+      return await this.#client.command(["PUBLISH", this.#control, payload]) as number;
     } catch (err) {
       if (err instanceof RedisUnavailableError) {
         throw new HubUnavailableError("Redis is unavailable: other instances were not reached.");
@@ -363,7 +364,7 @@ export class RedisBroker implements Broker {
 
   /** A publication from Redis: `ID ENVELOPE`, framed once for every local subscriber. */
   #onMessage(pubsubChannel: string, payload: Uint8Array): void {
-    if (pubsubChannel === this.#controlChannel()) return this.#onControlMessage(payload);
+    if (pubsubChannel === this.#control) return this.#onControlMessage(payload);
     const channel = pubsubChannel.slice(this.#prefix.length + 3);
     if (!this.#watched.has(channel)) return;
     const space = payload.indexOf(0x20);
