@@ -8,8 +8,9 @@
  * - `--only=NAME[,NAME]`: scenarios by name or prefix (`idle`, `paced-1k`, `fanout`,
  *   `fanout-1k-16`, `echo-100`, `slow`, `overload-16k`, `fanout-4k-deflate`, `idle-deflate`)
  * - `--runs=N`: runs per scenario and server (default 3, 1 with --quick)
- * - `--servers=ours,builtin,bun`: which servers (default all three; Bun is skipped with a note
- *   when `bun` is not on PATH)
+ * - `--servers=ours,builtin,bun,floor`: which servers (default all four; Bun is skipped with a
+ *   note when `bun` is not on PATH; `floor`, `bench/floor_server.ts`, the least a server on
+ *   `Deno.Conn` does, runs the plain idle and echo scenarios only)
  * - `--out=PATH`: where the report goes (default docs/performance.md for a full run of all
  *   scenarios, .artifacts/bench/performance.md otherwise)
  * - `--max-minutes=N`: stop starting new runs after N minutes (default 60; three servers × 3
@@ -82,16 +83,25 @@ interface Options {
   client?: LoadClientKind;
 }
 
+/**
+ * Whether the floor server measures `scenario`: it answers handshakes, holds idle sockets and
+ * echoes, nothing else (no API, no tokens, no compression).
+ */
+function floorMeasures(scenario: Scenario): boolean {
+  return (scenario.kind === "idle" || scenario.kind === "echo") && !scenario.jwt &&
+    !scenario.deflate;
+}
+
 function parseOptions(args: string[]): Options {
   const get = (name: string) =>
     args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
   const quick = args.includes("--quick");
-  const servers = (get("servers") ?? "ours,builtin,bun").split(",").map((s) =>
+  const servers = (get("servers") ?? SERVER_KINDS.join(",")).split(",").map((s) =>
     s === "ref" || s === "reference" ? "builtin" : s
   );
   for (const s of servers) {
     if (!(SERVER_KINDS as string[]).includes(s)) {
-      throw new Error(`Unknown server "${s}" in --servers (ours, builtin, bun).`);
+      throw new Error(`Unknown server "${s}" in --servers (ours, builtin, bun, floor).`);
     }
   }
   for (const a of args) {
@@ -247,6 +257,7 @@ async function main(): Promise<void> {
           notes.push(`Stopped after --max-minutes=${options.maxMinutes}: some runs are missing.`);
           break outer;
         }
+        if (kind === "floor" && !floorMeasures(scenario)) continue; // it has no API
         if (kind === "ours" && oursLacksApi && scenario.kind !== "idle") {
           results.push({
             scenario: scenario.name,

@@ -56,6 +56,16 @@ export function serverArgv(
     ...extraFlags,
   ];
   if (kind === "bun") return [bunPath, "run", "bench/bun_server.ts", ...flags];
+  if (kind === "floor") {
+    return [
+      denoPath(),
+      "run",
+      ...denoFlags,
+      "--allow-net=127.0.0.1",
+      "bench/floor_server.ts",
+      ...flags,
+    ];
+  }
   return kind === "ours"
     ? [
       denoPath(),

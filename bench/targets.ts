@@ -81,6 +81,27 @@ export function evaluateTargets(
       verdict: judge(scenario, other, have, atMost ? r <= factor : r >= factor),
     }, scenario);
   };
+  /**
+   * Appends the floor server's figure to the target just pushed for `scenario`, when it ran:
+   * what any server on `Deno.Conn` reaches there, against `vs` (the target's reference).
+   */
+  const floor = (
+    scenario: string,
+    metric: string,
+    vs: ServerKind | null,
+    digits = 0,
+    unit = "",
+  ) => {
+    const t = out.at(-1);
+    if (t === undefined || !t.target.startsWith(`${scenario}:`) || !measured(scenario, "floor")) {
+      return;
+    }
+    const f = med(scenario, "floor", metric);
+    const rel = vs === null
+      ? ""
+      : ` = ${fmt(f / med(scenario, vs, metric), 2)}× ${SERVER_NAMES[vs]}`;
+    t.measured += `; the Deno floor (bench/floor_server.ts): ${fmt(f, digits)}${unit}${rel}`;
+  };
   for (const name of LATENCY_SCENARIOS) {
     ratio(name, "p99", "bun", 1.5, `${name}: p99 publish-to-delivery ≤ 1.5× Bun's`, true, 2, " ms");
   }
@@ -94,6 +115,7 @@ export function evaluateTargets(
     "fanout-10k-1: deliveries/s ≥ 2× built-in",
   );
   ratio("echo-100", "roundTripsPerSec", "builtin", 1.3, "echo-100: round trips/s ≥ 1.3× built-in");
+  floor("echo-100", "roundTripsPerSec", "builtin");
   ratio("fanout-16k", "deliveriesPerSec", "builtin", 1, "fanout-16k: deliveries/s ≥ built-in");
   if (names.has("idle")) {
     const kib = med("idle", "ours", "rssPerConnKiB");
@@ -104,8 +126,10 @@ export function evaluateTargets(
       }, Bun ${fmt(med("idle", "bun", "rssPerConnKiB"), 1)})`,
       verdict: judge("idle", null, Number.isFinite(kib), kib <= 6),
     }, "idle");
+    floor("idle", "rssPerConnKiB", null, 1, " KiB");
   }
   ratio("idle", "handshakesPerSec", "builtin", 1.5, "idle: handshakes/s ≥ 1.5× built-in");
+  floor("idle", "handshakesPerSec", "builtin");
   if (names.has("idle-jwt") && names.has("idle")) {
     // Issue 14: verifying an HS256 token at every handshake must not halve the handshake rate.
     const withToken = med("idle-jwt", "ours", "handshakesPerSec");
