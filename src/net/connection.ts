@@ -30,6 +30,9 @@ const DEFLATE_MIN_BYTES = 256;
 /** What a compressed message read while closing inflates to (it is dropped anyway). */
 const NOTHING = new Uint8Array(0);
 
+/** `#lastHeard` of a connection whose peer sent bytes since the last tick. */
+const HEARD = -1;
+
 /** The heartbeat ping: empty, so one shared frame serves every connection. */
 const PING = encodeFrame(Opcode.Ping, new Uint8Array(0));
 
@@ -56,7 +59,11 @@ export class Connection extends ConnectionLifecycle implements Peer, MessageInfl
    * the client promised `client_no_context_takeover` (then nothing is kept while idle).
    */
   #inflater: Inflater | null = null;
-  /** When the peer last sent bytes: any traffic proves it alive, not only pongs. */
+  /**
+   * When the peer last sent bytes, as the ticker saw it: any traffic proves it alive, not only
+   * pongs. {@linkcode HEARD} after a read, until the next tick stamps its own `now`: a read does
+   * not read the clock (one op per read saved; the heartbeat is coarser than a tick anyway).
+   */
   #lastHeard = clockMs();
   /** When the outstanding ping was sent, or 0 when none is. */
   #pingSentAt = 0;
@@ -179,6 +186,7 @@ export class Connection extends ConnectionLifecycle implements Peer, MessageInfl
   /** Sends the heartbeat ping, or closes a client that did not answer it in time. */
   #heartbeat(now: number): void {
     const o = this.options;
+    if (this.#lastHeard === HEARD) this.#lastHeard = now;
     if (this.#pingSentAt === 0) {
       if (now - this.#lastHeard >= o.limits.pingInterval) {
         this.#pingSentAt = now;
@@ -234,7 +242,7 @@ export class Connection extends ConnectionLifecycle implements Peer, MessageInfl
 
   /** Any bytes prove the peer alive, not only pongs. */
   protected heard(): void {
-    this.#lastHeard = clockMs();
+    this.#lastHeard = HEARD;
     this.#pingSentAt = 0;
   }
 

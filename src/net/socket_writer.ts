@@ -16,7 +16,7 @@
 import { ClientQueue } from "./outbox/client_queue.ts";
 import type { WriteScheduler } from "./outbox/write_scheduler.ts";
 import type { Backlog } from "./outbox/backlog.ts";
-import { type ByteWriter, writeBatch } from "./outbox/write_batch.ts";
+import { type ByteWriter, pendingFor, writeBatch } from "./outbox/write_batch.ts";
 import { type PooledWriter, WritePool } from "./outbox/write_pool.ts";
 
 /** Who a {@linkcode SocketWriter} reports to (its connection). */
@@ -90,8 +90,7 @@ export class SocketWriter extends ClientQueue implements PooledWriter {
    * write stalled beyond {@linkcode STALL_MS} takes the queue out of the backlog.
    */
   stalledFor(now: number): number {
-    if (this.writeSince <= 0) return 0; // idle or ended
-    const stalled = now - this.writeSince;
+    const stalled = pendingFor(this, now); // 0 when idle or ended
     if (stalled > STALL_MS) this.leaveBacklog();
     return stalled;
   }

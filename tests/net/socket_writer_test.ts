@@ -5,7 +5,7 @@
  */
 import { assertEquals } from "@std/assert";
 import { SocketWriter, STALL_MS, type WriterOwner } from "../../src/net/socket_writer.ts";
-import type { ByteWriter } from "../../src/net/outbox/write_batch.ts";
+import { type ByteWriter, UNSTAMPED } from "../../src/net/outbox/write_batch.ts";
 import { WritePool } from "../../src/net/outbox/write_pool.ts";
 
 /** Writes complete only when released, so a write can be held pending. */
@@ -63,7 +63,9 @@ Deno.test("socket writer: the stalled-write clock runs only while a write is pen
   writer.start(); // parks: nothing queued
   assertEquals(writer.stalledFor(1e12), 0, "idle: no write pending");
   writer.push(new Uint8Array([1]));
-  const since = writer.writeSince;
+  assertEquals(writer.writeSince, UNSTAMPED, "pending: no clock read by the write");
+  const since = 5_000;
+  assertEquals(writer.stalledFor(since), 0, "the first look stamps it");
   assertEquals(writer.stalledFor(since + STALL_MS + 5), STALL_MS + 5);
   socket.releaseAll();
   while (owner.reports.length === 0) await Promise.resolve();

@@ -11,28 +11,51 @@
  *
  * @module
  */
-import { clockMs } from "../../clock.ts";
 
 /** Where a batch's stalled-write clock is kept. */
 export interface WriteClock {
-  /** {@linkcode clockMs} when the pending write started or last progressed; 0 when idle. */
+  /**
+   * 0 when idle; {@linkcode UNSTAMPED} when a write started or progressed and nobody looked
+   * since; else the `clockMs()` of the first look at it (see {@linkcode pendingFor}).
+   */
   writeSince: number;
 }
 
 /**
- * Writes all of `batch`, keeping `clock.writeSince` (set while pending, 0 once written). This is
- * the hot path of every delivery, so it awaits the socket directly: one promise per write.
- * Rejects with the socket's error.
+ * `writeSince` of a write pending since a moment nobody read the clock at. Writes do not read
+ * the clock (it is an op, once per delivery); the watchdogs that look for stalled writes stamp
+ * them at their first look, so a stall is seen one look later, never earlier.
+ */
+export const UNSTAMPED = 1;
+
+/**
+ * How long the pending write of `clock` has made no progress at `now` (`clockMs`): 0 when none
+ * is pending (`writeSince` ≤ 0) or at the first look at it, which stamps it with `now`.
+ */
+export function pendingFor(clock: WriteClock, now: number): number {
+  const since = clock.writeSince;
+  if (since <= 0) return 0;
+  if (since === UNSTAMPED) {
+    clock.writeSince = now;
+    return 0;
+  }
+  return now - since;
+}
+
+/**
+ * Writes all of `batch`, keeping `clock.writeSince` ({@linkcode UNSTAMPED} while pending, again
+ * after each partial write, 0 once written). This is the hot path of every delivery, so it
+ * awaits the socket directly: one promise per write. Rejects with the socket's error.
  */
 export async function writeBatch(
   writer: ByteWriter,
   batch: Uint8Array,
   clock: WriteClock,
 ): Promise<void> {
-  clock.writeSince = clockMs();
+  clock.writeSince = UNSTAMPED;
   let at = await writer.write(batch);
   while (at < batch.length) {
-    clock.writeSince = clockMs();
+    clock.writeSince = UNSTAMPED;
     at += await writer.write(batch.subarray(at));
   }
   clock.writeSince = 0;

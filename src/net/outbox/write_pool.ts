@@ -12,7 +12,9 @@
  * grows with the load instead of costing a fixed delay at low load.
  *
  * A peer that stopped reading keeps its write pending forever; such a write gives its slot back
- * after {@linkcode WritePool.stallMs}, so stalled peers cannot close the window for the others.
+ * after one to two {@linkcode WritePool.stallMs} (writes do not read the clock: the watchdog
+ * stamps a pending write at its first look and frees it at a later one), so stalled peers cannot
+ * close the window for the others.
  *
  * Under sustained load the window also pauses every {@linkcode YIELD_EVERY} grants until the
  * runtime's I/O driver has run once ({@linkcode WritePool.yieldWith}): writes to healthy sockets
@@ -27,14 +29,15 @@
  * @module
  */
 import { clockMs } from "../../clock.ts";
+import { pendingFor } from "./write_batch.ts";
 
 /** A writer the pool can hand a slot to. */
 export interface PooledWriter {
   /**
-   * {@linkcode clockMs} when its pending write started or last progressed; 0 when none is
-   * pending. The pool reads it to find writes that stalled.
+   * The stalled-write clock of its pending write (see `WriteClock`); the pool reads it, and
+   * stamps it at its first look, to find writes that stalled.
    */
-  readonly writeSince: number;
+  writeSince: number;
   /** Its turn: write one batch, then call {@linkcode WritePool.release} (at once or later). */
   grant(): void;
 }
@@ -186,8 +189,7 @@ export class WritePool {
   #evictStalled(now: number): void {
     const active = this.#active;
     for (let i = active.length - 1; i >= 0; i--) {
-      const since = active[i].writeSince;
-      if (since > 0 && now - since >= this.stallMs) {
+      if (pendingFor(active[i], now) >= this.stallMs) {
         active[i] = active[active.length - 1];
         active.pop();
       }

@@ -6,6 +6,7 @@
 import { assertEquals } from "@std/assert";
 import { type PooledWriter, WritePool } from "../../../src/net/outbox/write_pool.ts";
 import { clockMs } from "../../../src/clock.ts";
+import { UNSTAMPED } from "../../../src/net/outbox/write_batch.ts";
 import { IoYield } from "../../../src/net/outbox/io_yield.ts";
 
 /** Records its grants; `writeSince` is set by the test to stand for a pending write. */
@@ -69,6 +70,26 @@ Deno.test("writes stalled past stallMs give their slots back to waiting writers"
   assertEquals(pool.active, 1, "the stalled writers hold no slot any more");
   pool.release(stuck1); // its write completes late: it held no slot
   assertEquals(pool.active, 1);
+  pool.close();
+});
+
+Deno.test("writes that stall unstamped (no clock read at write time) are stamped, then given back", async () => {
+  const log: string[] = [];
+  const pool = new WritePool(1, 20);
+  const stuck = new Writer("stuck", log);
+  const next = new Writer("next", log);
+  pool.request(stuck);
+  stuck.writeSince = UNSTAMPED; // as writeBatch leaves it: pending, never looked at
+  const t0 = performance.now();
+  pool.request(next);
+  const deadline = Date.now() + 2000;
+  while (next.grants === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+  assertEquals(next.grants, 1, "granted once the stalled write gave its slot back");
+  assertEquals(
+    performance.now() - t0 >= 2 * 20 - 1,
+    true,
+    "not at the first look, which only stamped it",
+  );
   pool.close();
 });
 
