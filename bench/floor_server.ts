@@ -157,15 +157,19 @@ async function handshake(conn: Deno.Conn): Promise<void> {
   }
 }
 
+/** Answers every connection `listener` accepts as the floor does, until it is closed. */
+export async function serveFloor(listener: Deno.Listener): Promise<void> {
+  for await (const conn of listener) {
+    (conn as Deno.TcpConn).setNoDelay(true);
+    handshake(conn).catch(() => conn.close());
+  }
+}
+
 if (import.meta.main) {
   const options = parseReferenceArgs(Deno.args);
   Deno.serve(
     { hostname: options.hostname, port: options.httpPort, onListen: () => {} },
     () => Response.json({ error: "the floor server has no API" }, { status: 404 }),
   );
-  const listener = Deno.listen({ hostname: options.hostname, port: options.wsPort });
-  for await (const conn of listener) {
-    conn.setNoDelay(true);
-    handshake(conn).catch(() => conn.close());
-  }
+  await serveFloor(Deno.listen({ hostname: options.hostname, port: options.wsPort }));
 }

@@ -1,8 +1,8 @@
 /**
  * `deno task bench:memory`: where the memory of idle connections goes. Connects N idle clients
  * (default 10,000, subscribed to one channel, as in the benchmark's idle scenario) to our server
- * and to a floor server (`--kind=bare`: a Deno server that only answers the handshake and keeps
- * one 128-byte read pending per socket), and prints, per client, the growth of RSS and of each
+ * and to a floor server (`--kind=bare`: `bench/floor_server.ts`, which only answers the handshake
+ * and keeps one 128-byte read pending per socket, through callbacks made once), and prints, per client, the growth of RSS and of each
  * part of it that the runtime reports: V8's young generation, the rest of the JS heap, memory
  * outside the JS heap.
  *
@@ -18,7 +18,7 @@ import v8 from "node:v8";
 import { parseConfig } from "../src/config.ts";
 import { Logger } from "../src/log.ts";
 import { startApp } from "../src/app.ts";
-import { acceptKey, buildAcceptResponse } from "../src/protocol/handshake.ts";
+import { serveFloor } from "./floor_server.ts";
 import {
   denoPath,
   freePorts,
@@ -52,31 +52,10 @@ function memoryStats(): MemoryStats {
   return { ...m, newSpace: space("new_space"), oldSpace: space("old_space") };
 }
 
-/** The floor: handshake answered, then one small read pending per socket, nothing else. */
-function startBare(port: number): void {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port });
-  const answer = async (conn: Deno.Conn) => {
-    const head = new Uint8Array(1024);
-    const n = await conn.read(head);
-    const key = /sec-websocket-key: *(\S+)/i.exec(new TextDecoder().decode(head.subarray(0, n!)));
-    await conn.write(buildAcceptResponse(await acceptKey(key![1])));
-  };
-  (async () => {
-    for await (const conn of listener) {
-      (async () => {
-        await answer(conn);
-        const buffer = new Uint8Array(128);
-        while ((await conn.read(buffer)) !== null) { /* idle */ }
-        conn.close();
-      })().catch(() => {});
-    }
-  })();
-}
-
 /** Server role: start, say "ready", answer each stdin line with a JSON line of stats. */
 async function serve(kind: string, port: number): Promise<void> {
   if (kind === "bare") {
-    startBare(port);
+    serveFloor(Deno.listen({ hostname: "127.0.0.1", port })).catch(() => {});
   } else {
     const config = parseConfig(
       ["--ws-port", String(port), "--http-port", "0", "--demo", "false", "--log-level", "warn"]

@@ -27,17 +27,27 @@ export class PeerRequest {
   /** The Origin header, when the client is a browser. */
   readonly origin?: string;
 
-  /** Keeps `path`, `search` and `origin`. */
+  /** Keeps copies of `path`, `search` and `origin` (see {@linkcode ownString}). */
   constructor(path: string, search: string, origin?: string) {
-    this.path = path;
-    this.search = search;
-    if (origin !== undefined) this.origin = origin;
+    this.path = ownString(path);
+    this.search = ownString(search);
+    if (origin !== undefined) this.origin = ownString(origin);
   }
 
   /** The query, parsed anew at each call. */
   get query(): URLSearchParams {
     return new URLSearchParams(this.search);
   }
+}
+
+/**
+ * `s` as a string of its own, not a part of another. V8 makes a substring of a long string a
+ * slice that keeps the whole of it alive: the request target and Origin, cut from the request
+ * head, kept the ~200 B head string alive on every idle client (measured on a heap snapshot).
+ * JSON's round trip makes a flat copy, once per handshake.
+ */
+export function ownString(s: string): string {
+  return s === "" ? s : JSON.parse(JSON.stringify(s));
 }
 
 /**

@@ -27,7 +27,7 @@ export type ReadGate = "read" | "pause" | "stop";
  * The read loop, as callbacks rather than an async function: one read is pending at a time, and
  * `#onRead` handles its bytes and starts the next. A suspended async function costs a generator,
  * its registers, a promise and two closures on every idle client (~0.3 KiB measured over
- * 10,000); these two callbacks are made once per connection.
+ * 10,000); the one callback they settle into is made once per connection.
  *
  * An idle connection reads into a small slot of a shared slab ({@linkcode readBuffers}); a read
  * that fills its buffer grows it (×4, up to 64 KiB) for the large message that is arriving, and
@@ -108,10 +108,23 @@ export abstract class ReadLoop {
     } catch (err) {
       return this.#onReadFailed(err); // a read that throws instead of rejecting
     }
-    read.then(this.#onRead, this.#onReadFailed);
+    read.then(this.#settled, this.#settled);
   }
 
-  readonly #onRead = (n: number | null): void => {
+  /**
+   * Where the pending read settles, fulfilled (bytes read, null at EOF) or rejected (an error
+   * object): one function bound once per connection serves both. A bound function holds no
+   * context; the two arrow functions it replaces cost ~120 B more on every idle client
+   * (measured on a heap snapshot).
+   */
+  readonly #settled: (result: unknown) => void = this.#onSettled.bind(this);
+
+  #onSettled(result: unknown): void {
+    if (typeof result === "number" || result === null) this.#onRead(result);
+    else this.#onReadFailed(result);
+  }
+
+  #onRead(n: number | null): void {
     let more: boolean | "drain" = false;
     try {
       if (n === null) this.peerClosed();
@@ -127,12 +140,12 @@ export abstract class ReadLoop {
     }
     if (more) this.#readNext();
     else this.#readEnded();
-  };
+  }
 
-  readonly #onReadFailed = (err: unknown): void => {
+  #onReadFailed(err: unknown): void {
     this.readFailed(err, false);
     this.#readEnded();
-  };
+  }
 
   /**
    * Handles the bytes of one read: false when the loop must stop, "drain" to go on without
