@@ -19,6 +19,7 @@
  */
 import { acceptKey, buildAcceptResponse } from "../src/protocol/handshake.ts";
 import { parseReferenceArgs } from "./reference_server.ts";
+import { concatBytes } from "../src/bytes.ts";
 
 /** The per-connection read buffer (the size our server's idle read slots have). */
 const READ_BYTES = 128;
@@ -116,15 +117,7 @@ export function echoFrames(
     }
     at = start + length;
   }
-  if (parts.length === 0) return { out: null, used: at, closed };
-  if (parts.length === 1) return { out: parts[0], used: at, closed };
-  const out = new Uint8Array(parts.reduce((sum, p) => sum + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return { out, used: at, closed };
+  return { out: parts.length === 0 ? null : concatBytes(parts), used: at, closed };
 }
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {

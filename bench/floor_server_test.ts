@@ -7,19 +7,12 @@ import { assertEquals } from "@std/assert";
 import { encodeFrame, encodeMaskedFrame } from "../src/protocol/frame_encoder.ts";
 import { Opcode } from "../src/protocol/opcode.ts";
 import { echoFrames } from "./floor_server.ts";
+import { concatBytes } from "../src/bytes.ts";
 
 const MASK = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
 const bytes = (n: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7) & 0xff);
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 Deno.test("each masked frame comes back unmasked, of every length form, in one buffer", () => {
   const payloads = [bytes(0), bytes(64), bytes(125), bytes(126), bytes(70_000)];
