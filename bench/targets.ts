@@ -53,9 +53,10 @@ export function evaluateTargets(
       ? "PASS"
       : "FAIL";
   const out: TargetResult[] = [];
-  const push = (t: TargetResult, scenario: string) => {
+  const push = (t: TargetResult, scenario: string): TargetResult => {
     t.measured += brokenNote(results, scenario) + clientBoundNote(results, scenario);
     out.push(t);
+    return t;
   };
   /** ours / other of `metric` must be ≥ factor (or ≤ factor with `atMost`). */
   const ratio = (
@@ -67,13 +68,13 @@ export function evaluateTargets(
     atMost = false,
     digits = 0,
     unit = "",
-  ) => {
-    if (!names.has(scenario)) return;
+  ): TargetResult | undefined => {
+    if (!names.has(scenario)) return undefined;
     const ours = med(scenario, "ours", metric);
     const theirs = med(scenario, other, metric);
     const r = ours / theirs;
     const have = Number.isFinite(r);
-    push({
+    return push({
       target: text,
       measured: `${fmt(ours, digits)}${unit} vs ${SERVER_NAMES[other]} ${
         fmt(theirs, digits)
@@ -82,20 +83,18 @@ export function evaluateTargets(
     }, scenario);
   };
   /**
-   * Appends the floor server's figure to the target just pushed for `scenario`, when it ran:
-   * what any server on `Deno.Conn` reaches there, against `vs` (the target's reference).
+   * Appends the floor server's figure in `scenario` to target `t`, when both exist: what any
+   * server on `Deno.Conn` reaches there, against `vs` (the target's reference).
    */
   const floor = (
+    t: TargetResult | undefined,
     scenario: string,
     metric: string,
     vs: ServerKind | null,
     digits = 0,
     unit = "",
   ) => {
-    const t = out.at(-1);
-    if (t === undefined || !t.target.startsWith(`${scenario}:`) || !measured(scenario, "floor")) {
-      return;
-    }
+    if (t === undefined || !measured(scenario, "floor")) return;
     const f = med(scenario, "floor", metric);
     const rel = vs === null
       ? ""
@@ -114,22 +113,36 @@ export function evaluateTargets(
     2,
     "fanout-10k-1: deliveries/s ≥ 2× built-in",
   );
-  ratio("echo-100", "roundTripsPerSec", "builtin", 1.3, "echo-100: round trips/s ≥ 1.3× built-in");
-  floor("echo-100", "roundTripsPerSec", "builtin");
+  floor(
+    ratio(
+      "echo-100",
+      "roundTripsPerSec",
+      "builtin",
+      1.3,
+      "echo-100: round trips/s ≥ 1.3× built-in",
+    ),
+    "echo-100",
+    "roundTripsPerSec",
+    "builtin",
+  );
   ratio("fanout-16k", "deliveriesPerSec", "builtin", 1, "fanout-16k: deliveries/s ≥ built-in");
   if (names.has("idle")) {
     const kib = med("idle", "ours", "rssPerConnKiB");
-    push({
+    const t = push({
       target: "idle: RSS per connection ≤ 6 KiB",
       measured: `${fmt(kib, 1)} KiB (built-in ${
         fmt(med("idle", "builtin", "rssPerConnKiB"), 1)
       }, Bun ${fmt(med("idle", "bun", "rssPerConnKiB"), 1)})`,
       verdict: judge("idle", null, Number.isFinite(kib), kib <= 6),
     }, "idle");
-    floor("idle", "rssPerConnKiB", null, 1, " KiB");
+    floor(t, "idle", "rssPerConnKiB", null, 1, " KiB");
   }
-  ratio("idle", "handshakesPerSec", "builtin", 1.5, "idle: handshakes/s ≥ 1.5× built-in");
-  floor("idle", "handshakesPerSec", "builtin");
+  floor(
+    ratio("idle", "handshakesPerSec", "builtin", 1.5, "idle: handshakes/s ≥ 1.5× built-in"),
+    "idle",
+    "handshakesPerSec",
+    "builtin",
+  );
   if (names.has("idle-jwt") && names.has("idle")) {
     // Issue 14: verifying an HS256 token at every handshake must not halve the handshake rate.
     const withToken = med("idle-jwt", "ours", "handshakesPerSec");
